@@ -1,0 +1,1 @@
+"""The bottom layer: identifiers, references and the value objects everything else passes around."""
