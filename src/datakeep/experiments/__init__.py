@@ -1,0 +1,1 @@
+"""Gradient's legacy experiment datasets: S3 objects, folders and buckets mounted at ``/data/NAME``."""
