@@ -133,7 +133,9 @@ class Catalog:
             ).first()
         return None if row is None else self._provider_from_row(row)
 
-    def list_providers(self, team_id: str, *, limit: int | None = None, offset: int = 0) -> list[StorageProvider]:
+    def list_providers(
+        self, team_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[StorageProvider]:
         query = (
             select(t.storage_providers)
             .where(t.storage_providers.c.team_id == team_id)
@@ -156,14 +158,18 @@ class Catalog:
         if config is not None:
             values["config"] = config
         with self.begin() as c:
-            c.execute(update(t.storage_providers).where(t.storage_providers.c.id == provider_id).values(**values))
+            c.execute(
+                update(t.storage_providers).where(t.storage_providers.c.id == provider_id).values(**values)
+            )
         return self.get_provider(team_id, provider_id)
 
     def delete_provider(self, team_id: str, provider_id: str) -> None:
         self.get_provider(team_id, provider_id)
         with self.begin() as c:
             used = c.execute(
-                select(func.count()).select_from(t.datasets).where(t.datasets.c.storage_provider_id == provider_id)
+                select(func.count())
+                .select_from(t.datasets)
+                .where(t.datasets.c.storage_provider_id == provider_id)
             ).scalar_one()
             if used:
                 raise InUse(
@@ -259,7 +265,9 @@ class Catalog:
             with self.begin() as c:
                 c.execute(update(t.datasets).where(t.datasets.c.id == dataset_id).values(**values))
         except SAIntegrityError as exc:
-            raise AlreadyExists(f"A dataset named {name!r} already exists", hint="Choose another --name") from exc
+            raise AlreadyExists(
+                f"A dataset named {name!r} already exists", hint="Choose another --name"
+            ) from exc
         return self.get_dataset(team_id, dataset_id)
 
     def delete_dataset(self, team_id: str, dataset_id: str) -> None:
@@ -272,7 +280,9 @@ class Catalog:
 
     # VERSIONS
 
-    def _tags_by_version(self, c: Connection, dataset_id: str, versions: Sequence[str] | None) -> dict[str, list[str]]:
+    def _tags_by_version(
+        self, c: Connection, dataset_id: str, versions: Sequence[str] | None
+    ) -> dict[str, list[str]]:
         query = select(t.tags.c.version, t.tags.c.name).where(t.tags.c.dataset_id == dataset_id)
         if versions is not None:
             query = query.where(t.tags.c.version.in_(list(versions)))
@@ -320,7 +330,9 @@ class Catalog:
             try:
                 with self.begin() as c:
                     taken = c.execute(
-                        select(t.tags.c.name).where(t.tags.c.dataset_id == dataset_id, t.tags.c.name == version_id)
+                        select(t.tags.c.name).where(
+                            t.tags.c.dataset_id == dataset_id, t.tags.c.name == version_id
+                        )
                     ).first()
                     if taken:
                         continue
@@ -338,7 +350,9 @@ class Catalog:
                         job_id=job_id,
                     )
                     if commit:
-                        values.update(is_committed=True, committed=now, commit_seq=self._next_seq(c, dataset_id))
+                        values.update(
+                            is_committed=True, committed=now, commit_seq=self._next_seq(c, dataset_id)
+                        )
                     c.execute(insert(t.versions).values(**values))
                 return self.get_version(team_id, dataset_id, version_id)
             except SAIntegrityError:
@@ -356,14 +370,18 @@ class Catalog:
         self.get_dataset(team_id, dataset_id)
         with self.begin() as c:
             row = c.execute(
-                select(t.versions).where(t.versions.c.dataset_id == dataset_id, t.versions.c.version == version)
+                select(t.versions).where(
+                    t.versions.c.dataset_id == dataset_id, t.versions.c.version == version
+                )
             ).first()
             if row is None:
                 raise VersionNotFound(
                     f"Version not found: {dataset_id}:{version}",
                     hint=f"List versions with: datakeep datasets versions list --id={dataset_id}",
                 )
-            return self._version_from_row(row, self._tags_by_version(c, dataset_id, [version]).get(version, []))
+            return self._version_from_row(
+                row, self._tags_by_version(c, dataset_id, [version]).get(version, [])
+            )
 
     def latest_version(self, team_id: str, dataset_id: str) -> Version | None:
         """The most recently committed version: jobs make their output ``latest`` by committing it."""
@@ -377,7 +395,9 @@ class Catalog:
             ).first()
             if row is None:
                 return None
-            return self._version_from_row(row, self._tags_by_version(c, dataset_id, [row.version]).get(row.version, []))
+            return self._version_from_row(
+                row, self._tags_by_version(c, dataset_id, [row.version]).get(row.version, [])
+            )
 
     def resolve(self, team_id: str, ref: DatasetRef) -> Version:
         """Turn ``ID``/``ID:latest``/``ID:VERSION``/``ID:TAG`` into a version. A version ID wins over a tag."""
@@ -397,7 +417,9 @@ class Catalog:
             ).first()
             if row is None:
                 row = c.execute(
-                    select(t.tags.c.version).where(t.tags.c.dataset_id == ref.dataset_id, t.tags.c.name == ref.selector)
+                    select(t.tags.c.version).where(
+                        t.tags.c.dataset_id == ref.dataset_id, t.tags.c.name == ref.selector
+                    )
                 ).first()
         if row is None:
             self.get_dataset(team_id, ref.dataset_id)
@@ -502,7 +524,9 @@ class Catalog:
                     t.versions.c.version == version,
                     t.versions.c.is_committed.is_(False),
                 )
-                .values(is_committed=True, committed=now, modified=now, commit_seq=self._next_seq(c, dataset_id))
+                .values(
+                    is_committed=True, committed=now, modified=now, commit_seq=self._next_seq(c, dataset_id)
+                )
             ).rowcount
         if not changed:
             self._refuse_if_committed(self.get_version(team_id, dataset_id, version), "commit")
@@ -514,7 +538,9 @@ class Catalog:
         with self.begin() as c:
             c.execute(delete(t.tags).where(t.tags.c.dataset_id == dataset_id, t.tags.c.version == version))
             c.execute(
-                delete(t.versions).where(t.versions.c.dataset_id == dataset_id, t.versions.c.version == version)
+                delete(t.versions).where(
+                    t.versions.c.dataset_id == dataset_id, t.versions.c.version == version
+                )
             )
 
     def set_version_job(self, dataset_id: str, version: str, job_id: str) -> None:
@@ -543,7 +569,9 @@ class Catalog:
                 )
             else:
                 c.execute(
-                    insert(t.tags).values(dataset_id=dataset_id, name=name, version=version, created=now, modified=now)
+                    insert(t.tags).values(
+                        dataset_id=dataset_id, name=name, version=version, created=now, modified=now
+                    )
                 )
         return self.get_tag(team_id, dataset_id, name)
 
@@ -554,13 +582,17 @@ class Catalog:
                 select(t.tags, t.versions.c.message)
                 .join(
                     t.versions,
-                    and_(t.versions.c.dataset_id == t.tags.c.dataset_id, t.versions.c.version == t.tags.c.version),
+                    and_(
+                        t.versions.c.dataset_id == t.tags.c.dataset_id,
+                        t.versions.c.version == t.tags.c.version,
+                    ),
                 )
                 .where(t.tags.c.dataset_id == dataset_id, t.tags.c.name == name)
             ).first()
         if row is None:
             raise TagNotFound(
-                f"Tag not found: {dataset_id}:{name}", hint=f"List tags with: datakeep datasets tags list --id={dataset_id}"
+                f"Tag not found: {dataset_id}:{name}",
+                hint=f"List tags with: datakeep datasets tags list --id={dataset_id}",
             )
         return Tag(
             dataset_id=row.dataset_id,
@@ -571,13 +603,17 @@ class Catalog:
             modified=_aware(row.modified),
         )
 
-    def list_tags(self, team_id: str, dataset_id: str, *, limit: int | None = None, offset: int = 0) -> list[Tag]:
+    def list_tags(
+        self, team_id: str, dataset_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[Tag]:
         self.get_dataset(team_id, dataset_id)
         query = (
             select(t.tags, t.versions.c.message)
             .join(
                 t.versions,
-                and_(t.versions.c.dataset_id == t.tags.c.dataset_id, t.versions.c.version == t.tags.c.version),
+                and_(
+                    t.versions.c.dataset_id == t.tags.c.dataset_id, t.versions.c.version == t.tags.c.version
+                ),
             )
             .where(t.tags.c.dataset_id == dataset_id)
             .order_by(t.tags.c.name)

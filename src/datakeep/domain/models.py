@@ -14,7 +14,9 @@ from typing import Any
 
 SECRET_MASK = "********"
 #: Config keys whose values are secrets: masked on read, encrypted at rest on the server.
-SECRET_KEYS = frozenset({"secretAccessKey", "secret_access_key", "sessionToken", "accountKey", "serviceAccountKey"})
+SECRET_KEYS = frozenset(
+    {"secretAccessKey", "secret_access_key", "sessionToken", "accountKey", "serviceAccountKey"}
+)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,0 +1,1 @@
+"""The ``datakeep`` command line: Gradient's command tree over the library."""

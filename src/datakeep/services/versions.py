@@ -1,0 +1,115 @@
+"""Dataset versions: created empty or from local folders, changed while uncommitted, then frozen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from datakeep.domain.models import Change, Version
+from datakeep.domain.refs import parse_bare_dataset_id, parse_ref
+from datakeep.errors import InvalidInput, VersionCommitted
+from datakeep.services.context import Context
+
+
+def check_sources(source_paths: Sequence[str | Path]) -> list[Path]:
+    """Check every source exists before anything is uploaded (Gradient's message)."""
+    checked = []
+    for source in source_paths:
+        path = Path(source).expanduser()
+        if not os_path_exists(path):
+            raise InvalidInput(f"Source path not found: {source}", hint="Check the --source-path value")
+        checked.append(Path(str(source)))
+    return checked
+
+
+def os_path_exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+class VersionsService:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def list(
+        self, dataset_id: str, *, is_committed: bool | None = True, limit: int | None = None, offset: int = 0
+    ) -> list[Version]:
+        return self._ctx.catalog.list_versions(
+            self._ctx.team_id,
+            parse_bare_dataset_id(dataset_id),
+            is_committed=is_committed,
+            limit=limit,
+            offset=offset,
+        )
+
+    def get(self, ref: str) -> Version:
+        """Resolve ``ID:VERSION``, ``ID:TAG``, ``ID:latest`` or a bare ID (= latest)."""
+        return self._ctx.catalog.resolve(self._ctx.team_id, parse_ref(ref))
+
+    def literal(self, ref: str) -> Version:
+        """The version named exactly (``ID:VERSION``); tags also resolve, ``latest`` too."""
+        return self._ctx.catalog.resolve(self._ctx.team_id, parse_ref(ref, require_selector=True))
+
+    def create(
+        self,
+        dataset_id: str,
+        *,
+        message: str | None = None,
+        source_paths: Sequence[str | Path] = (),
+        job_id: str | None = None,
+        commit: bool = True,
+    ) -> Version:
+        """Create a version. With sources, their content is uploaded first and the version is
+        inserted (committed unless ``commit=False``) in one catalog transaction at the end, so an
+        interrupted create leaves no version behind and a rerun skips what was uploaded."""
+        dataset_id = parse_bare_dataset_id(dataset_id)
+        dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, dataset_id)
+        if not source_paths:
+            return self._ctx.catalog.insert_version(
+                self._ctx.team_id, dataset_id, message=message, job_id=job_id
+            )
+        sources = check_sources(source_paths)
+        parent = self._ctx.catalog.latest_version(self._ctx.team_id, dataset_id)
+        content = self._ctx.content(dataset)
+        summary = content.snapshot(sources, target="/", hint_root=parent.root if parent else None)
+        version = self._ctx.catalog.insert_version(
+            self._ctx.team_id,
+            dataset_id,
+            message=message,
+            root=summary.root,
+            file_count=summary.file_count,
+            size=summary.size,
+            parent=parent.version if parent else None,
+            job_id=job_id,
+            commit=commit,
+        )
+        if commit:
+            content.write_version_record(version)
+        return version
+
+    def update(self, ref: str, *, message: str) -> Version:
+        version = self.literal(ref)
+        return self._ctx.catalog.update_version_message(
+            self._ctx.team_id, version.dataset_id, version.version, message
+        )
+
+    def commit(self, ref: str) -> Version:
+        """Freeze a version for good. Raises :class:`VersionCommitted` if it already is."""
+        version = self.literal(ref)
+        if version.is_committed:
+            raise VersionCommitted(f"Dataset version {version.ref} is already committed")
+        committed = self._ctx.catalog.commit_version(self._ctx.team_id, version.dataset_id, version.version)
+        dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, version.dataset_id)
+        self._ctx.content(dataset).write_version_record(committed)
+        return committed
+
+    def delete(self, ref: str) -> Version:
+        version = self.literal(ref)
+        self._ctx.catalog.delete_version(self._ctx.team_id, version.dataset_id, version.version)
+        return version
+
+    def diff(self, old_ref: str, new_ref: str) -> Iterator[Change]:
+        """Added, removed and modified files between two versions; equal subtrees are skipped."""
+        old = self.get(old_ref)
+        new = self.get(new_ref)
+        dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, new.dataset_id)
+        return self._ctx.content(dataset).diff(old.root, new.root)
