@@ -11,7 +11,8 @@ the same attributes and methods.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from datakeep.catalog import Catalog
 from datakeep.catalog.schema import LOCAL_TEAM_ID
@@ -22,6 +23,12 @@ from datakeep.services.files import FilesService
 from datakeep.services.storage_providers import StorageProvidersService
 from datakeep.services.tags import TagsService
 from datakeep.services.versions import VersionsService
+
+if TYPE_CHECKING:
+    from datakeep.services.admin import AdminService
+    from datakeep.services.cache import CacheService
+    from datakeep.services.experiments import ExperimentsService
+    from datakeep.services.jobs import JobsService
 
 
 class Client:
@@ -46,6 +53,32 @@ class Client:
         self.versions = VersionsService(self.ctx)
         self.tags = TagsService(self.ctx)
         self.files = FilesService(self.ctx)
+
+    # Services of the later layers load on first use, so a plain `datasets list` stays fast.
+
+    @cached_property
+    def jobs(self) -> JobsService:
+        from datakeep.services.jobs import JobsService
+
+        return JobsService(self.ctx)
+
+    @cached_property
+    def experiments(self) -> ExperimentsService:
+        from datakeep.services.experiments import ExperimentsService
+
+        return ExperimentsService(self.ctx)
+
+    @cached_property
+    def cache(self) -> CacheService:
+        from datakeep.services.cache import CacheService
+
+        return CacheService(self.ctx)
+
+    @cached_property
+    def admin(self) -> AdminService:
+        from datakeep.services.admin import AdminService
+
+        return AdminService(self.ctx)
 
     def for_team(self, team_id: str) -> Client:
         """The same catalog, acting for another team (the server builds one per request)."""
