@@ -25,6 +25,7 @@ from datakeep.errors import (
     AlreadyExists,
     DatasetNotFound,
     InUse,
+    NotFound,
     StorageProviderNotFound,
     TagNotFound,
     VersionCommitted,
@@ -638,3 +639,76 @@ class Catalog:
         self.get_tag(team_id, dataset_id, name)
         with self.begin() as c:
             c.execute(delete(t.tags).where(t.tags.c.dataset_id == dataset_id, t.tags.c.name == name))
+
+    # TEAMS AND API KEYS (the server's access control)
+
+    def insert_team(self, name: str) -> dict[str, Any]:
+        team_id = ids.new_team_id()
+        try:
+            with self.begin() as c:
+                c.execute(insert(t.teams).values(id=team_id, name=name, created=utcnow()))
+        except SAIntegrityError as exc:
+            raise AlreadyExists(f"A team named {name!r} already exists", hint="Choose another name") from exc
+        return self.get_team(team_id)
+
+    def get_team(self, team_or_name: str) -> dict[str, Any]:
+        with self.begin() as c:
+            row = c.execute(
+                select(t.teams).where((t.teams.c.id == team_or_name) | (t.teams.c.name == team_or_name))
+            ).first()
+        if row is None:
+            raise NotFound(
+                f"Team not found: {team_or_name}", hint="List teams with: datakeep admin teams list"
+            )
+        return {"id": row.id, "name": row.name, "created": _aware(row.created)}
+
+    def list_teams(self) -> list[dict[str, Any]]:
+        with self.begin() as c:
+            rows = c.execute(select(t.teams).order_by(t.teams.c.name))
+            return [{"id": r.id, "name": r.name, "created": _aware(r.created)} for r in rows]
+
+    def insert_api_key(
+        self, team_id: str, *, key_id: str, name: str | None, key_hash: str, prefix: str
+    ) -> None:
+        with self.begin() as c:
+            c.execute(
+                insert(t.api_keys).values(
+                    id=key_id, team_id=team_id, name=name, key_hash=key_hash, prefix=prefix, created=utcnow()
+                )
+            )
+
+    def list_api_keys(self, team_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(t.api_keys).order_by(t.api_keys.c.created)
+        if team_id is not None:
+            query = query.where(t.api_keys.c.team_id == team_id)
+        with self.begin() as c:
+            return [
+                {
+                    "id": r.id,
+                    "team_id": r.team_id,
+                    "name": r.name,
+                    "prefix": r.prefix,
+                    "created": _aware(r.created),
+                    "revoked": _aware(r.revoked),
+                    "last_used": _aware(r.last_used),
+                }
+                for r in c.execute(query)
+            ]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        with self.begin() as c:
+            changed = c.execute(
+                update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked=utcnow())
+            ).rowcount
+        if not changed:
+            raise NotFound(f"API key not found: {key_id}", hint="List keys with: datakeep admin keys list")
+
+    def team_for_key_hash(self, key_hash: str) -> str | None:
+        """The team a live (not revoked) key belongs to, or None."""
+        with self.begin() as c:
+            row = c.execute(
+                select(t.api_keys.c.id, t.api_keys.c.team_id).where(
+                    t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked.is_(None)
+                )
+            ).first()
+        return None if row is None else str(row.team_id)

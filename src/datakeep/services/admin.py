@@ -1,0 +1,73 @@
+"""Administration: teams and API keys for the server; catalog recovery and checks of storage.
+
+API keys are 256-bit random strings shown once at creation; the catalog keeps only their
+SHA-256 (a slow hash adds nothing for keys with this much entropy) and an 8-character prefix
+so people can tell keys apart in ``keys list``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from datakeep.errors import InvalidInput
+from datakeep.services.context import Context
+
+KEY_PREFIX = "dk_"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    id: str
+    team_id: str
+    name: str | None
+    #: The key itself: shown once, never stored.
+    key: str
+
+
+class AdminService:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    # TEAMS
+
+    def create_team(self, name: str) -> dict[str, Any]:
+        if not name or not name.strip():
+            raise InvalidInput("A team needs a name", hint="Pass --name NAME")
+        return self._ctx.catalog.insert_team(name.strip())
+
+    def list_teams(self) -> list[dict[str, Any]]:
+        return self._ctx.catalog.list_teams()
+
+    def get_team(self, team_or_name: str) -> dict[str, Any]:
+        return self._ctx.catalog.get_team(team_or_name)
+
+    # API KEYS
+
+    def create_key(self, team: str, *, name: str | None = None) -> NewApiKey:
+        team_id = self._ctx.catalog.get_team(team)["id"]
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = "key" + secrets.token_hex(8)
+        self._ctx.catalog.insert_api_key(
+            team_id, key_id=key_id, name=name, key_hash=hash_api_key(key), prefix=key[:8]
+        )
+        return NewApiKey(id=key_id, team_id=team_id, name=name, key=key)
+
+    def list_keys(self, team: str | None = None) -> list[dict[str, Any]]:
+        team_id = self._ctx.catalog.get_team(team)["id"] if team else None
+        return self._ctx.catalog.list_api_keys(team_id)
+
+    def revoke_key(self, key_id: str) -> None:
+        self._ctx.catalog.revoke_api_key(key_id)
+
+    def authenticate(self, key: str) -> str | None:
+        """The team of a live key, or None: the server answers 401 either way without saying which."""
+        if not key:
+            return None
+        return self._ctx.catalog.team_for_key_hash(hash_api_key(key))
