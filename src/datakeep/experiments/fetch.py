@@ -18,14 +18,12 @@ import json
 import os
 import posixpath
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.exceptions
@@ -45,6 +43,7 @@ from datakeep.experiments.archives import expand_archive, is_archive
 from datakeep.experiments.budget import ByteBudget, disk_full_is_quota
 from datakeep.experiments.etag import normalize_etag, parse_etag, verify_file
 from datakeep.experiments.options import DatasetSpec, S3Location
+from datakeep.storage.transfer import Progress, parallel
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,70 +54,6 @@ DEFAULT_WORKERS = 8
 #: Exact part sizes are asked for (one HEAD each) up to this many parts.
 MAX_PART_HEADS = 64
 _STATE = "state.json"
-
-
-# PROGRESS
-
-
-class Progress(Protocol):
-    """Where byte counts go; the CLI shows a bar on a terminal and nothing otherwise."""
-
-    def start(self, description: str, total: int) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-
-class RichProgress:
-    """A ``rich`` progress bar on stderr; only made when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        from rich.progress import Progress as Bar
-
-        self._bar = Bar(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        self._task: Any = None
-
-    def start(self, description: str, total: int) -> None:
-        self._bar.start()
-        self._task = self._bar.add_task(description, total=total)
-
-    def advance(self, count: int) -> None:
-        if self._task is not None:
-            self._bar.advance(self._task, count)
-
-    def finish(self) -> None:
-        self._bar.stop()
-
-
-def terminal_progress() -> Progress:
-    """A bar when a person is watching, silence in logs and pipes."""
-    return RichProgress() if sys.stderr.isatty() else NoProgress()
 
 
 # CLIENT
@@ -421,23 +356,25 @@ def _get_range(
         body.close()
 
 
-def download_object(
-    client: S3Client,
-    bucket: str,
-    obj: RemoteObject,
-    dest: Path,
-    *,
-    spec: DatasetSpec,
-    budget: ByteBudget,
-    progress: Progress,
-    pool: ThreadPoolExecutor,
-) -> None:
-    """Download ``obj`` to ``dest`` with parallel ranged GETs, resuming a previous attempt.
+@dataclass
+class _Download:
+    """One object on its way to ``dest``: bytes land in ``part`` at their offsets."""
 
-    Bytes land in ``dest.part`` at their offsets; ``dest.part.json`` lists finished ranges
-    and the ETag/VersionId they belong to, so a changed object starts over rather than mixing.
+    obj: RemoteObject
+    dest: Path
+    part: Path
+    state: _ChunkState
+    version_id: str | None
+
+
+def _prepare(
+    obj: RemoteObject, dest: Path, *, pinned_version: bool
+) -> tuple[_Download, list[tuple[int, int, int]]]:
+    """Create ``dest.part`` (full size) and list the byte ranges still missing.
+
+    ``dest.part.json`` lists finished ranges with the ETag/VersionId they belong to, so a
+    changed object starts over rather than mixing two contents.
     """
-    budget.check_announced(obj.size, what=f"Dataset {spec.name!r} ({obj.key})")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     state = _ChunkState(
@@ -449,27 +386,55 @@ def download_object(
     with part.open("ab"):
         pass
     os.truncate(part, obj.size)
-    chunks = [
+    ranges = [
         (i, start, min(start + CHUNK_SIZE, obj.size) - 1)
         for i, start in enumerate(range(0, obj.size, CHUNK_SIZE))
     ]
-    resumed = sum(end - start + 1 for i, start, end in chunks if i in state.done)
-    if resumed:
-        budget.add(resumed, what=f"Dataset {spec.name!r} ({obj.key})")
-        progress.advance(resumed)
-    version = obj.version_id if spec.version_id else None
-    label = f"s3://{bucket}/{obj.key}"
+    download = _Download(obj, dest, part, state, obj.version_id if pinned_version else None)
+    return download, ranges
 
-    def fetch_chunk(index: int, start: int, end: int) -> None:
-        fd = os.open(part, os.O_WRONLY)
+
+def download_objects(
+    client: S3Client,
+    bucket: str,
+    items: list[tuple[RemoteObject, Path]],
+    *,
+    spec: DatasetSpec,
+    budget: ByteBudget,
+    progress: Progress,
+    workers: int = DEFAULT_WORKERS,
+) -> None:
+    """Download every ``(object, destination)`` with parallel ranged GETs, resuming earlier attempts.
+
+    All ranges of all objects go through one bounded pool (the storage engine's
+    :func:`~datakeep.storage.transfer.parallel`), so a folder of small files and one huge
+    object both keep every worker busy.
+    """
+    budget.check_announced(sum(o.size for o, _ in items), what=f"Dataset {spec.name!r} ({spec.uri})")
+    tasks: list[tuple[_Download, int, int, int]] = []
+    downloads: list[_Download] = []
+    progress.expect(len(items), sum(o.size for o, _ in items))
+    for obj, dest in items:
+        download, ranges = _prepare(obj, dest, pinned_version=bool(spec.version_id))
+        downloads.append(download)
+        resumed = sum(end - start + 1 for i, start, end in ranges if i in download.state.done)
+        if resumed:
+            budget.add(resumed, what=f"Dataset {spec.name!r} ({obj.key})")
+            progress.advance(0, resumed)
+        tasks.extend((download, *r) for r in ranges if r[0] not in download.state.done)
+
+    def fetch_range(task: tuple[_Download, int, int, int]) -> None:
+        download, index, start, end = task
+        obj, label = download.obj, f"s3://{bucket}/{download.obj.key}"
+        fd = os.open(download.part, os.O_WRONLY)
         try:
             offset = start
-            for data in _get_range(client, bucket, obj, start, end, version):
+            for data in _get_range(client, bucket, obj, start, end, download.version_id):
                 with disk_full_is_quota(f"Dataset {spec.name!r}", budget.label):
                     os.pwrite(fd, data, offset)
                 offset += len(data)
                 budget.add(len(data), what=f"Dataset {spec.name!r} ({obj.key})")
-                progress.advance(len(data))
+                progress.advance(0, len(data))
             if offset != end + 1:
                 raise StorageError(f"Dataset {spec.name!r}: {label} ended early at byte {offset}")
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
@@ -481,27 +446,14 @@ def download_object(
             raise _translate(exc, spec, f"downloading {label}") from exc
         finally:
             os.close(fd)
-        state.mark(index)
+        download.state.mark(index)
 
-    futures = [pool.submit(fetch_chunk, *c) for c in chunks if c[0] not in state.done]
-    _wait_all(futures)
-    os.replace(part, dest)
-    state.path.unlink(missing_ok=True)
-
-
-def _wait_all(futures: list[Any]) -> None:
-    """Wait for every chunk, then raise the first error: no worker is left writing behind us."""
-    first: BaseException | None = None
-    for future in futures:
-        try:
-            future.result()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finish
-            if first is None:
-                first = exc
-                for other in futures:
-                    other.cancel()
-    if first is not None:
-        raise first
+    for _ in parallel(fetch_range, tasks, workers):
+        pass
+    for download in downloads:
+        os.replace(download.part, download.dest)
+        download.state.path.unlink(missing_ok=True)
+        progress.advance(1, 0)
 
 
 def _part_sizes(client: S3Client, bucket: str, obj: RemoteObject) -> tuple[list[int] | None, list[int]]:
@@ -567,77 +519,56 @@ def fetch(
     if dest.exists():
         raise InvalidInput(f"Dataset {spec.name!r}: {dest} already exists")
     budget = budget or ByteBudget(None, label=str(dest))
-    progress = progress or NoProgress()
     warn = on_warning or (lambda _message: None)
     notes: list[str] = list(spec.warnings)
     checks: list[str] = []
     bucket = remote.location.bucket
 
-    with _staging(dest) as staging, ThreadPoolExecutor(max_workers=workers) as pool:
+    own_progress = progress is None
+    bar = progress or Progress(f"Fetching {spec.name}", enabled=False)
+    with _staging(dest) as staging, bar if own_progress else nullcontext(bar):
         data = staging / "data"
-        progress.start(f"{spec.name}", remote.size)
-        try:
-            if remote.kind == "object":
-                obj = remote.objects[0]
-                filename = posixpath.basename(obj.key)
-                archive = is_archive(filename)
-                target = (staging / "download" / filename) if archive else (data / filename)
-                if not target.exists():
-                    # An archive is downloaded outside the volume's count: only what it
-                    # expands to is data (a dynamic volume counts the expansion).
-                    download_object(
-                        client,
-                        bucket,
-                        obj,
-                        target,
-                        spec=spec,
-                        budget=ByteBudget(None, label=budget.label) if archive else budget,
-                        progress=progress,
-                        pool=pool,
-                    )
-                checks.append(_verify(client, bucket, obj, target, spec, notes))
-                if archive:
-                    expanded = staging / "expanded"
-                    shutil.rmtree(expanded, ignore_errors=True)
-                    expand_archive(target, expanded, budget=budget, label=remote.location.uri)
-                    shutil.rmtree(data, ignore_errors=True)
-                    os.replace(expanded, data)
-                    target.unlink()
-            else:
-                data.mkdir(exist_ok=True)
-                jobs: list[tuple[RemoteObject, Path]] = []
-                for obj in remote.objects:
-                    path = data / _safe_relative(obj.key, remote.prefix, spec)
-                    if path.exists() and path.stat().st_size == obj.size:
-                        budget.add(obj.size, what=f"Dataset {spec.name!r}")
-                        progress.advance(obj.size)
-                    else:
-                        jobs.append((obj, path))
-                budget.check_announced(
-                    sum(o.size for o, _ in jobs), what=f"Dataset {spec.name!r} ({remote.location.uri})"
+        if remote.kind == "object":
+            obj = remote.objects[0]
+            filename = posixpath.basename(obj.key)
+            archive = is_archive(filename)
+            target = (staging / "download" / filename) if archive else (data / filename)
+            if not target.exists():
+                # An archive is not counted against the volume: only what it expands to is
+                # data (the caller sizes a real limit to hold both while expanding).
+                download_objects(
+                    client,
+                    bucket,
+                    [(obj, target)],
+                    spec=spec,
+                    budget=ByteBudget(None, label=budget.label) if archive else budget,
+                    progress=bar,
+                    workers=workers,
                 )
-                # Many small objects: one object per task; each large one still splits into ranges.
-                with ThreadPoolExecutor(max_workers=workers) as files:
-                    futures = [
-                        files.submit(
-                            download_object,
-                            client,
-                            bucket,
-                            obj,
-                            path,
-                            spec=spec,
-                            budget=budget,
-                            progress=progress,
-                            pool=pool,
-                        )
-                        for obj, path in jobs
-                    ]
-                    _wait_all(futures)
-                for obj in remote.objects:
-                    path = data / _safe_relative(obj.key, remote.prefix, spec)
-                    checks.append(_verify(client, bucket, obj, path, spec, notes))
-        finally:
-            progress.finish()
+            elif not archive:
+                budget.add(obj.size, what=f"Dataset {spec.name!r}")
+            checks.append(_verify(client, bucket, obj, target, spec, notes))
+            if archive:
+                bar.describe(f"Expanding {filename}")
+                expanded = staging / "expanded"
+                shutil.rmtree(expanded, ignore_errors=True)
+                expand_archive(target, expanded, budget=budget, label=remote.location.uri)
+                shutil.rmtree(data, ignore_errors=True)
+                os.replace(expanded, data)
+                target.unlink()
+        else:
+            data.mkdir(exist_ok=True)
+            jobs: list[tuple[RemoteObject, Path]] = []
+            for obj in remote.objects:
+                path = data / _safe_relative(obj.key, remote.prefix, spec)
+                if path.exists() and path.stat().st_size == obj.size:
+                    budget.add(obj.size, what=f"Dataset {spec.name!r}")  # finished by an earlier attempt
+                else:
+                    jobs.append((obj, path))
+            download_objects(client, bucket, jobs, spec=spec, budget=budget, progress=bar, workers=workers)
+            for obj in remote.objects:
+                path = data / _safe_relative(obj.key, remote.prefix, spec)
+                checks.append(_verify(client, bucket, obj, path, spec, notes))
         size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file() and not p.is_symlink())
         os.replace(data, dest)
 
