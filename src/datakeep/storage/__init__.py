@@ -1,0 +1,1 @@
+"""The storage engine: content-addressed, deduplicated version content on any provider."""
