@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from datakeep.domain.models import FileEntry, Version
 from datakeep.domain.refs import parse_ref
-from datakeep.errors import InvalidInput
+from datakeep.errors import InvalidInput, VersionCommitted
 from datakeep.services.context import Context
 from datakeep.services.versions import check_sources
 
@@ -62,7 +62,13 @@ class FilesService:
         if not source_paths:
             raise InvalidInput("Nothing to upload", hint="Pass at least one --source-path")
         sources = check_sources(source_paths)
-        self._ctx.catalog.resolve(self._ctx.team_id, parse_ref(ref, require_selector=True))
+        version = self._ctx.catalog.resolve(self._ctx.team_id, parse_ref(ref, require_selector=True))
+        if version.is_committed:
+            # Refuse before uploading anything, not after (the catalog would refuse the swap anyway).
+            raise VersionCommitted(
+                f"Dataset version {version.ref} is committed and cannot be changed (files)",
+                hint=f"Create a new version instead: datakeep datasets versions create --id={version.dataset_id}",
+            )
         return self._change(
             ref, lambda content, root: content.snapshot(sources, target=target_path, base_root=root)
         )

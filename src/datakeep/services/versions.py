@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,14 +12,18 @@ from datakeep.errors import InvalidInput, VersionCommitted
 from datakeep.services.context import Context
 
 
-def check_sources(source_paths: Sequence[str | Path]) -> list[Path]:
-    """Check every source exists before anything is uploaded (Gradient's message)."""
+def check_sources(source_paths: Sequence[str | Path]) -> list[str]:
+    """Check every source exists before anything is uploaded (Gradient's message).
+
+    Sources stay strings: ``d/`` (contents of d) and ``d`` (d itself) differ, and ``Path``
+    would drop the trailing separator.
+    """
     checked = []
     for source in source_paths:
-        path = Path(source).expanduser()
-        if not os_path_exists(path):
-            raise InvalidInput(f"Source path not found: {source}", hint="Check the --source-path value")
-        checked.append(Path(str(source)))
+        raw = os.fspath(source)
+        if not os_path_exists(Path(raw).expanduser()):
+            raise InvalidInput(f"Source path not found: {raw}", hint="Check the --source-path value")
+        checked.append(os.path.expanduser(raw))
     return checked
 
 
