@@ -433,3 +433,17 @@ def test_lock_of_another_host_is_broken_only_when_stale(tmp_path: Path) -> None:
     lock = FileLock(path, stale_after=3600, max_wait=0)
     assert lock.acquire()
     lock.release()
+
+
+def test_cached_version_is_presented_without_reading_its_entries(tmp_path: Path) -> None:
+    """The constant-time claim without a clock: a cached version needs no entries and no fetch."""
+    cache = Cache(tmp_path / "cache")
+    entries, remote = version(FILES)
+    path = cache.materialize("dsaaaaaaaaaaaaa/v1", entries, remote)
+
+    def no_fetch(missing: Sequence[CacheEntry], into: Path) -> None:
+        raise AssertionError("fetched again")
+
+    assert cache.materialize("dsaaaaaaaaaaaaa/v1", [], no_fetch) == path
+    assert cache.lookup("dsaaaaaaaaaaaaa/v1") == path
+    assert cache.lookup("dsaaaaaaaaaaaaa/v2") is None

@@ -245,20 +245,22 @@ class Cache:
         eviction running meanwhile cannot take it away; release it with :meth:`unpin`.
         """
         check_key(key)
-        _check_entries(entries)
         if pin is not None:
             self.pin(key, pin)
         try:
-            return self._materialize(key, entries, fetch)
+            # A cached version is returned before the entries are even looked at: O(1).
+            return self._reuse(key) or self._materialize(key, entries, fetch)
         except BaseException:
             if pin is not None:
                 self.unpin(key, pin)
             raise
 
+    def lookup(self, key: str) -> Path | None:
+        """The cached tree of ``key`` (counted as a use), so a caller can skip listing its files."""
+        return self._reuse(key)
+
     def _materialize(self, key: str, entries: Sequence[CacheEntry], fetch: Fetch) -> Path:
-        found = self._reuse(key)
-        if found is not None:
-            return found
+        _check_entries(entries)
         lock = FileLock(self._lock_path(key), stale_after=self.lock_stale_after, max_wait=self.lock_max_wait)
         with lock:
             found = self._reuse(key)
