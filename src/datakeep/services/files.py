@@ -58,17 +58,20 @@ class FilesService:
                 return self._ctx.catalog.get_version(self._ctx.team_id, version.dataset_id, version.version)
         raise InvalidInput(f"Version {ref} keeps changing under this command", hint="Try again")
 
-    def put(self, ref: str, *, source_paths: Sequence[str | Path], target_path: str = "/") -> Version:
-        if not source_paths:
-            raise InvalidInput("Nothing to upload", hint="Pass at least one --source-path")
-        sources = check_sources(source_paths)
+    def _check_writable(self, ref: str) -> None:
+        """Refuse a committed version before any work (the catalog would refuse the swap anyway)."""
         version = self._ctx.catalog.resolve(self._ctx.team_id, parse_ref(ref, require_selector=True))
         if version.is_committed:
-            # Refuse before uploading anything, not after (the catalog would refuse the swap anyway).
             raise VersionCommitted(
                 f"Dataset version {version.ref} is committed and cannot be changed (files)",
                 hint=f"Create a new version instead: datakeep datasets versions create --id={version.dataset_id}",
             )
+
+    def put(self, ref: str, *, source_paths: Sequence[str | Path], target_path: str = "/") -> Version:
+        if not source_paths:
+            raise InvalidInput("Nothing to upload", hint="Pass at least one --source-path")
+        sources = check_sources(source_paths)
+        self._check_writable(ref)
         return self._change(
             ref, lambda content, root: content.snapshot(sources, target=target_path, base_root=root)
         )
@@ -80,5 +83,6 @@ class FilesService:
                 "No --path given: this would delete every file in the version",
                 hint="Pass --path PATH (repeatable), or --all to really delete everything",
             )
+        self._check_writable(ref)
         targets = list(paths) if paths else ["/"]
         return self._change(ref, lambda content, root: content.remove(root, targets))
