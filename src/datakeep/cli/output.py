@@ -29,9 +29,18 @@ CONTINUE_PROMPT = "Do you want to continue?"
 Fetch = Callable[[int | None, int], Sequence[T]]
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print: a non-UTF-8 file name (kept as surrogate escapes) shows as ``\\xe9``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
 def table(rows: Sequence[Sequence[Any]]) -> str:
     """An ASCII table whose first row is the heading, byte for byte as Gradient drew it."""
-    data = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    data = [["" if cell is None else printable(str(cell)) for cell in row] for row in rows]
     rendered: str = AsciiTable(data).table
     return rendered
 
@@ -41,7 +50,11 @@ def echo_table(rows: Sequence[Sequence[Any]]) -> None:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """JSON as UTF-8 text; ``\\udcXX`` escapes only when a non-UTF-8 file name needs them."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if printable(text) != text:
+        text = json.dumps(data, indent=2, ensure_ascii=True, default=str)
+    click.echo(text)
 
 
 def echo_details(rows: Sequence[tuple[str, Any]], data: Mapping[str, Any], *, as_json: bool) -> None:
