@@ -1,0 +1,217 @@
+"""Whole experiments: datasets fetched from the real S3 server, commands in real sandboxes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from datakeep.errors import IntegrityError, InvalidInput
+from datakeep.experiments.fetch import S3Access, make_client
+from datakeep.experiments.options import group_dataset_options
+from datakeep.experiments.run import ExperimentPlan, ExperimentRunner, parse_experiment_env
+from datakeep.runner.sandbox import sandbox_status
+
+from .conftest import ExpS3, zip_bytes
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from fixtures.s3 import MakeBucket
+
+KEY_A, SECRET_A = "ABCDEFGHIJ0123456789", "aaaabbbbccccddddeeee11112222333344445555"
+KEY_C, SECRET_C = "KLMNOPQRST0123456789", "eeeeddddccccbbbbaaaa11112222333344445555"
+
+needs_sandbox = pytest.mark.skipif(not sandbox_status()[0], reason=sandbox_status()[1])
+
+
+class CountingClients:
+    """Makes the clients the runner uses, and counts the object GETs each key received."""
+
+    def __init__(self) -> None:
+        self.gets: list[str] = []
+
+    def __call__(self, access: S3Access) -> S3Client:
+        client = make_client(access, workers=2)
+
+        def seen(request: Any, **_: Any) -> None:
+            if request.method == "GET" and "list-type" not in request.url and "versioning" not in request.url:
+                self.gets.append(request.url.split("?")[0].rsplit("/", 1)[-1])
+
+        client.meta.events.register("before-send.s3", seen)
+        return client
+
+
+def runner(tmp_path: Path, clients: CountingClients | None = None, **kwargs: Any) -> ExperimentRunner:
+    return ExperimentRunner(
+        tmp_path / "run",
+        tmp_path / "shared",
+        client_factory=clients or CountingClients(),
+        download_workers=2,
+        **kwargs,
+    )
+
+
+@needs_sandbox
+def test_seed_three_dataset_command_on_local_endpoint(
+    exp_s3: ExpS3, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """The seed's example: A pinned by VersionId and ETag, B a folder, C pinned by VersionId."""
+    make_bucket("bucket-name", versioned=True)
+    make_bucket("another-bucket", versioned=True)
+    reply = exp_s3.admin.put_object(
+        Bucket="bucket-name", Key="my-dataset.zip", Body=zip_bytes({"train/a.txt": b"A1"})
+    )
+    version_a, etag_a = reply["VersionId"], reply["ETag"].strip('"')
+    exp_s3.admin.put_object(
+        Bucket="bucket-name", Key="my-dataset.zip", Body=zip_bytes({"train/a.txt": b"A2"})
+    )
+    exp_s3.admin.put_object(Bucket="bucket-name", Key="dataset-dir/b.txt", Body=b"B")
+    version_c = exp_s3.admin.put_object(
+        Bucket="another-bucket", Key="another-dataset.zip", Body=zip_bytes({"c.txt": b"C"})
+    )["VersionId"]
+    endpoint = exp_s3.endpoint
+    specs = group_dataset_options(
+        {
+            "datasetUri": [
+                "s3://bucket-name/my-dataset.zip",
+                "s3://bucket-name/dataset-dir",
+                "s3://another-bucket/another-dataset.zip",
+            ],
+            "datasetName": ["dataset A", "dataset B", "dataset C"],
+            "datasetAwsAccessKeyId": [KEY_A, KEY_A, KEY_C],
+            "datasetAwsSecretAccessKey": [SECRET_A, SECRET_A, SECRET_C],
+            "datasetAwsEndpoint": [endpoint, endpoint, endpoint],
+            "datasetVersionId": [version_a, "none", version_c],
+            "datasetEtag": [etag_a, "none", "none"],
+        }
+    )
+    plan = ExperimentPlan(
+        name="singleEx",
+        kind="singlenode",
+        datasets=tuple(specs),
+        env=parse_experiment_env('{"EPOCHS_EVAL":5,"TRAIN_EPOCHS":10,"MAX_STEPS":1000,"EVAL_SECS":10}'),
+        command=(
+            'cat "/data/dataset A/train/a.txt" "/data/dataset B/b.txt" "/data/dataset C/c.txt" > /artifacts/out.txt;'
+            ' echo "$TRAIN_EPOCHS" >> /artifacts/out.txt;'
+            ' touch "/data/dataset A/new" 2>/dev/null && echo writable >> /artifacts/out.txt; exit 0'
+        ),
+        info={"projectId": "prj1", "container": "tensorflow/tensorflow:1.13.1-gpu-py3", "machineType": "K80"},
+    )
+    output: list[bytes] = []
+    result = runner(tmp_path, on_output=lambda _label, data: output.append(data)).run(plan)
+    assert result.exit_code == 0, b"".join(output)
+    # The old version of A (A1), not the current one (A2); the artifacts stay after the run.
+    assert (result.artifacts / "out.txt").read_text() == "A1BC10\n"
+    shared = sorted(p.name for p in (tmp_path / "shared" / "data").iterdir() if not p.name.startswith("."))
+    assert shared == [f"dataset A-{etag_a}-{version_a}", "dataset B", f"dataset C-{version_c}"]
+    # Run records: URI, ETag, VersionId, size and place, never the keys.
+    text = json.dumps([plan.record(), list(result.datasets)])
+    for secret in (KEY_A, SECRET_A, KEY_C, SECRET_C):
+        assert secret not in text
+    by_name = {d["name"]: d for d in result.datasets}
+    assert by_name["dataset A"]["versionId"] == version_a
+    assert by_name["dataset A"]["etag"] == etag_a
+    assert by_name["dataset C"]["mountPath"] == "/data/dataset C"
+
+
+@needs_sandbox
+def test_wrong_etag_fails_before_the_command_and_mounts_nothing(
+    exp_s3: ExpS3, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    make_bucket("bucket")
+    exp_s3.admin.put_object(Bucket="bucket", Key="good.zip", Body=zip_bytes({"g": b"g"}))
+    exp_s3.admin.put_object(Bucket="bucket", Key="bad.zip", Body=zip_bytes({"b": b"b"}))
+    specs = group_dataset_options(
+        {
+            "datasetUri": ["s3://bucket/good.zip", "s3://bucket/bad.zip"],
+            "datasetAwsEndpoint": [exp_s3.endpoint, exp_s3.endpoint],
+            "datasetEtag": ["none", "00000000000000000000000000000000"],
+        }
+    )
+    calls: list[object] = []
+
+    def sandbox(spec: object, **_: object) -> int:
+        calls.append(spec)
+        return 0
+
+    clients = CountingClients()
+    plan = ExperimentPlan(name="x", kind="singlenode", datasets=tuple(specs), command="touch /artifacts/ran")
+    with pytest.raises(IntegrityError, match="'bad'.*expected 00000000000000000000000000000000, found"):
+        runner(tmp_path, clients, sandbox=sandbox).run(plan)
+    assert calls == []
+    assert clients.gets == []  # not even the good dataset was downloaded
+    assert not (tmp_path / "run" / "artifacts" / "ran").exists()
+    assert not (tmp_path / "shared" / "data").exists() or not any((tmp_path / "shared" / "data").iterdir())
+
+
+@needs_sandbox
+def test_multinode_dynamic_downloads_per_process_shared_once(
+    exp_s3: ExpS3, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    make_bucket("bucket")
+    exp_s3.admin.put_object(Bucket="bucket", Key="dyn.tgz", Body=_tgz({"d.txt": b"dynamic"}))
+    exp_s3.admin.put_object(Bucket="bucket", Key="shared.csv", Body=b"shared")
+    specs = group_dataset_options(
+        {
+            "datasetUri": ["s3://bucket/dyn.tgz", "s3://bucket/shared.csv"],
+            "datasetAwsEndpoint": [exp_s3.endpoint, exp_s3.endpoint],
+            "datasetVolumeKind": ["dynamic", "shared"],
+            "datasetVolumeSize": ["1Mi", "none"],
+        }
+    )
+    clients = CountingClients()
+    command = (
+        'cat /data/dyn/d.txt /data/shared.csv/shared.csv > "/artifacts/$TYPE-$INDEX";'
+        ' echo "$TF_CONFIG" > "/artifacts/$TYPE-$INDEX.json"'
+    )
+    plan = ExperimentPlan(
+        name="multi",
+        kind="multinode",
+        datasets=tuple(specs),
+        worker_count=2,
+        worker_command=command,
+        parameter_server_count=1,
+        parameter_server_command=command,
+    )
+    result = runner(tmp_path, clients).run(plan)
+    assert result.exit_code == 0, [p.log_path.read_text() for p in result.processes]
+    assert [p.label for p in result.processes] == ["worker-0", "worker-1", "ps-0"]
+    assert clients.gets.count("dyn.tgz") == 3
+    assert clients.gets.count("shared.csv") == 1
+    for name in ("worker-0", "worker-1", "ps-0"):
+        assert (result.artifacts / name).read_text() == "dynamicshared"
+    config = json.loads((result.artifacts / "worker-1.json").read_text())
+    assert config["task"] == {"type": "worker", "index": 1}
+    assert len(config["cluster"]["worker"]) == 2
+    assert len(config["cluster"]["ps"]) == 1
+    # Dynamic volumes are gone after the run; the shared copy stays.
+    assert not (tmp_path / "run" / "volumes").exists() or not any(
+        (tmp_path / "run" / "volumes").rglob("*.txt")
+    )
+    assert (tmp_path / "shared" / "data" / "shared.csv" / "shared.csv").exists()
+
+
+def _tgz(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_plan_checks() -> None:
+    with pytest.raises(InvalidInput, match="needs --command"):
+        ExperimentPlan(name="x", kind="singlenode")
+    with pytest.raises(InvalidInput, match="under /data"):
+        ExperimentPlan(name="x", kind="singlenode", command="true", model_path="/data/out")
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        parse_experiment_env("{nope")
+    assert parse_experiment_env('{"A": 5, "B": "x", "C": true}') == {"A": "5", "B": "x", "C": "true"}
