@@ -137,7 +137,7 @@ class S3Provider(Provider):
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
         self.endpoint = normalize_endpoint(endpoint)
-        anonymous = not access_key and not secret_key
+        self.anonymous = anonymous = not access_key and not secret_key
         signature: Any = UNSIGNED if anonymous else _signature(signature_version)
         config = Config(
             signature_version=signature,
@@ -182,13 +182,36 @@ class S3Provider(Provider):
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except (ClientError, BotoCoreError) as exc:
-            raise _os_error(exc, key) from exc
+            err = _os_error(exc, key)
+            if isinstance(err, PermissionError) and self.anonymous:
+                # Some servers refuse anonymous HEAD where a bucket policy allows GET: ask for one byte.
+                return self._stat_by_get(key)
+            raise err from exc
         return ObjectInfo(
             key=key,
             size=int(head["ContentLength"]),
             etag=str(head.get("ETag", "")).strip('"') or None,
             version_id=head.get("VersionId"),
             modified=head.get("LastModified"),
+        )
+
+    def _stat_by_get(self, key: str) -> ObjectInfo:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._k(key), Range="bytes=0-0")
+            response["Body"].close()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return ObjectInfo(key=key, size=0)
+            raise _os_error(exc, key) from exc
+        except BotoCoreError as exc:
+            raise _os_error(exc, key) from exc
+        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+        return ObjectInfo(
+            key=key,
+            size=int(total) if total.isdigit() else int(response["ContentLength"]),
+            etag=str(response.get("ETag", "")).strip('"') or None,
+            version_id=response.get("VersionId"),
+            modified=response.get("LastModified"),
         )
 
     def list(self, prefix: str = "", *, recursive: bool = True) -> Iterator[ObjectInfo]:
