@@ -1,0 +1,99 @@
+"""``datakeep admin rebuild-catalog`` and ``datakeep admin fsck``: recover and check stored versions.
+
+They work on this machine's catalog (``DATAKEEP_DATABASE_URL`` or SQLite under ``DATAKEEP_HOME``)
+and talk to the storage provider directly, so run them where the catalog lives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from datakeep.catalog import Catalog
+from datakeep.cli.common import json_option
+from datakeep.cli.output import echo_json
+from datakeep.config import Settings
+from datakeep.errors import IntegrityError, InvalidInput
+from datakeep.services.context import Context
+
+
+def _context() -> Context:
+    settings = Settings.from_env()
+    if settings.is_remote:
+        raise InvalidInput(
+            "Storage administration runs against the catalog itself, not through a server's API",
+            hint="Run this where the catalog lives, without DATAKEEP_API_URL",
+        )
+    return Context(settings=settings, catalog=Catalog(settings.catalog_url))
+
+
+def _provider_id(ctx: Context, provider_id: str | None) -> str:
+    return provider_id or ctx.ensure_default_provider().id
+
+
+@click.group("admin")
+def admin() -> None:
+    """Administer this machine's catalog and storage."""
+
+
+@admin.command("rebuild-catalog")
+@click.option(
+    "--storageProviderId",
+    "storage_provider_id",
+    help="Provider to read (default: the default provider). Create it first if the catalog is new.",
+)
+@json_option
+def rebuild_catalog_command(storage_provider_id: str | None, as_json: bool = False) -> None:
+    """Recover every committed version stored on a provider into the catalog (idempotent)."""
+    from datakeep.storage.admin import rebuild_catalog
+
+    ctx = _context()
+    pid = _provider_id(ctx, storage_provider_id)
+    report = rebuild_catalog(
+        ctx.catalog, ctx.provider(pid), pid, team_id=ctx.team_id, log=lambda m: click.echo(m, err=True)
+    )
+    if as_json:
+        echo_json(dataclasses.asdict(report))
+    else:
+        click.echo(
+            f"Recovered {report.versions} version(s) in {report.datasets} new dataset(s); "
+            f"indexed {report.blobs} blob(s) and {report.trees} manifest node(s)"
+        )
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+    if report.problems:
+        raise IntegrityError(
+            f"{len(report.problems)} problem(s) found while rebuilding",
+            hint="The versions listed above could not be recovered; the others were",
+        )
+
+
+@admin.command("fsck")
+@click.option("--storageProviderId", "storage_provider_id", help="Provider to check (default: the default provider).")
+@click.option("--quick", is_flag=True, help="Only check that objects exist, without reading their bytes.")
+@json_option
+def fsck_command(storage_provider_id: str | None, quick: bool, as_json: bool = False) -> None:
+    """Check that every object a committed version needs exists and matches its digest."""
+    from datakeep.storage.admin import fsck
+
+    ctx = _context()
+    pid = _provider_id(ctx, storage_provider_id)
+    report = fsck(ctx.catalog, ctx.provider(pid), pid, verify_content=not quick)
+    if as_json:
+        echo_json({**dataclasses.asdict(report), "ok": report.ok})
+    else:
+        for problem in report.problems:
+            click.echo(problem)
+        click.echo(
+            f"Checked {report.versions} version(s), {report.files} file(s), {report.objects} object(s): "
+            + ("OK" if report.ok else f"{len(report.problems)} problem(s)")
+        )
+    if not report.ok:
+        raise IntegrityError(
+            f"fsck found {len(report.problems)} problem(s)",
+            hint="Re-upload the affected versions from their source, or restore the objects from a backup",
+        )
+
+
+commands = [admin]
