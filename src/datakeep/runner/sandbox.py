@@ -348,6 +348,12 @@ def _choose_backend(backend: Backend) -> tuple[str, str, str]:
     )
 
 
+def require_sandbox() -> str:
+    """Check, before any work, that a namespace can be made; raise naming the cause if not."""
+    _, _, reason = _choose_backend("auto")
+    return reason
+
+
 def sandbox_status() -> tuple[bool, str]:
     """Whether a mount namespace can be made here, and a reason that names the cause."""
     try:

@@ -1,0 +1,77 @@
+"""``client.cache``: the shared-storage cache as the library and the CLI see it.
+
+The cache itself (:mod:`datakeep.cache`) knows only digests; this service ties it to the
+catalog, so a version reference becomes a cached, read-only directory.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+
+from datakeep.cache import Cache, CachedVersion, CacheEntry, CleanPlan, Problem
+from datakeep.domain.models import Version
+from datakeep.domain.refs import parse_ref
+from datakeep.services.context import Context
+
+
+def cache_key(version: Version) -> str:
+    return f"{version.dataset_id}/{version.version}"
+
+
+class CacheService:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    @cached_property
+    def store(self) -> Cache:
+        """One :class:`Cache` per service, so the pins it takes are released by the same object."""
+        return Cache.from_settings(self._ctx.settings)
+
+    @property
+    def path(self) -> Path:
+        return self.store.root
+
+    def list(self) -> list[CachedVersion]:
+        return self.store.list()
+
+    def plan_clean(self, *, older_than: timedelta | None = None, dataset: str | None = None) -> CleanPlan:
+        """What ``clean`` would remove and free; call ``.execute()`` on it to do it."""
+        return self.store.plan_clean(older_than=older_than, dataset=dataset)
+
+    def verify(self, *, repair: bool = False) -> builtins.list[Problem]:
+        return self.store.verify(repair=repair)
+
+    def materialize(self, ref: str, *, pin: str | None = None) -> Path:
+        """A committed version (``ID:VERSION``, ``ID:TAG``, ``ID:latest``) as a read-only directory."""
+        version = self._ctx.catalog.resolve(self._ctx.team_id, parse_ref(ref, require_selector=True))
+        return self.materialize_version(version, pin=pin)
+
+    def materialize_version(self, version: Version, *, pin: str | None = None) -> Path:
+        """Reuse the cached tree when there is one (O(1)); else list the version and fetch what is missing."""
+        key = cache_key(version)
+        store = self.store
+        if pin is not None:
+            store.pin(key, pin)  # before looking, so an eviction cannot slip in between
+        try:
+            found = store.lookup(key)
+            if found is not None:
+                return found
+            dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, version.dataset_id)
+            content = self._ctx.content(dataset)
+            entries = [CacheEntry(p, d, s) for p, d, s in content.entries(version.root)]
+
+            def fetch(missing: Sequence[CacheEntry], into: Path) -> None:
+                content.fetch([e.digest for e in missing], into)
+
+            return store.materialize(key, entries, fetch)
+        except BaseException:
+            if pin is not None:
+                store.unpin(key, pin)
+            raise
+
+    def unpin(self, version: Version, pin: str) -> None:
+        self.store.unpin(cache_key(version), pin)

@@ -1,0 +1,287 @@
+"""Jobs through the library: real catalog, real local storage, real cache, real namespaces."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datakeep.client import Client
+from datakeep.config import Settings
+from datakeep.domain.models import SECRET_MASK
+from datakeep.errors import InvalidInput, SandboxUnavailable, VersionNotCommitted
+from datakeep.runner import sandbox
+from datakeep.services.jobs import parse_env, redact_env
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+NEEDS_NS = pytest.mark.skipif(not sandbox.sandbox_status()[0], reason="no mount namespace here")
+
+
+@pytest.fixture
+def client(hermetic_env: object) -> Iterator[Client]:
+    c = Client(Settings.from_env(), progress=False)
+    yield c
+    c.close()
+
+
+def make_version(client: Client, tmp_path: Path, dataset_id: str, files: dict[str, str]) -> str:
+    src = tmp_path / f"src-{dataset_id}-{len(os.listdir(tmp_path))}"
+    for rel, text in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    return client.versions.create(dataset_id, source_paths=[str(src) + "/"]).ref
+
+
+def read_version(client: Client, ref: str, tmp_path: Path) -> dict[str, str]:
+    target = tmp_path / f"get-{ref.replace(':', '-')}-{len(os.listdir(tmp_path))}"
+    client.files.get(ref, target_path=target)
+    return {str(p.relative_to(target)): p.read_text() for p in sorted(target.rglob("*")) if p.is_file()}
+
+
+@NEEDS_NS
+def test_seed_example_commits_a_new_latest_output(client: Client, tmp_path: Path) -> None:
+    ds = client.datasets.create(name="test").id
+    v1 = make_version(client, tmp_path, ds, {"hello.txt": "hello world\n"})
+    v2 = make_version(client, tmp_path, ds, {"other.txt": "x"})
+    out: list[bytes] = []
+    notices: list[str] = []
+    job = client.jobs.create(
+        command="cat /datasets/input-a/hello.txt > /datasets/output-a/hello2.txt "
+        "&& date >> /datasets/output-a/hello2.txt && echo done",
+        datasets=[f"output-a@{ds}", f"input-a@{v1}", f"input-b@{v2}"],
+        cluster_id="clu",
+        machine_type="C5",
+        project_id="prj",
+        container="bash",
+        env={"API_TOKEN": "s3cr3t", "EPOCHS": "3"},
+        on_output=out.append,
+        on_notice=notices.append,
+    )
+    assert job.state == "Succeeded"
+    assert job.exit_code == 0
+    assert b"".join(out) == b"done\n"
+    latest = client.versions.get(f"{ds}:latest")
+    assert latest.is_committed
+    assert latest.message == f"Output of job {job.id}"
+    assert latest.job_id == job.id
+    files = read_version(client, latest.ref, tmp_path)
+    assert list(files) == ["hello2.txt"]
+    assert files["hello2.txt"].startswith("hello world\n")
+    assert len(files["hello2.txt"].splitlines()) == 2
+    # Recorded: Gradient's options, inputs pinned to versions, outputs, env redacted.
+    assert (job.cluster_id, job.machine_type, job.project_id, job.container) == ("clu", "C5", "prj", "bash")
+    mounts = {m.name: m for m in job.datasets}
+    assert mounts["input-a"].version == v1.split(":")[1]
+    assert not mounts["input-a"].output
+    assert mounts["output-a"].output
+    assert mounts["output-a"].version == latest.version
+    assert job.env == {"API_TOKEN": SECRET_MASK, "EPOCHS": "3"}
+    if not any(Path(p, "docker").exists() or Path(p, "podman").exists() for p in os.get_exec_path()):
+        assert len(notices) == 1
+        assert "No container engine" in notices[0]
+    assert client.jobs.logs(job.id) == ["done"]
+    # The input is now in the cache, unpinned, intact.
+    (cached,) = [v for v in client.cache.list() if v.key == v1.replace(":", "/")]
+    assert cached.pins == ()
+    assert client.cache.verify() == []
+
+
+@NEEDS_NS
+def test_failed_job_keeps_output_uncommitted_and_passes_exit_code(client: Client, tmp_path: Path) -> None:
+    ds = client.datasets.create(name="out").id
+    before = make_version(client, tmp_path, ds, {"old.txt": "old"})
+    job = client.jobs.create(command="echo partial > /datasets/o/part.txt; exit 3", datasets=[f"o@{ds}"])
+    assert (job.state, job.exit_code) == ("Failed", 3)
+    assert client.versions.get(f"{ds}:latest").ref == before  # latest did not move
+    (mount,) = job.datasets
+    kept = client.versions.get(f"{ds}:{mount.version}")
+    assert not kept.is_committed
+    assert kept.job_id == job.id
+    assert read_version(client, kept.ref, tmp_path) == {"part.txt": "partial\n"}
+
+
+@NEEDS_NS
+def test_writing_into_an_input_fails_and_the_input_is_unchanged(client: Client, tmp_path: Path) -> None:
+    ds = client.datasets.create(name="in").id
+    v1 = make_version(client, tmp_path, ds, {"hello.txt": "hello\n"})
+    job = client.jobs.create(
+        command="chmod 666 /datasets/in/hello.txt; echo evil > /datasets/in/hello.txt", datasets=[f"in@{v1}"]
+    )
+    assert job.state == "Failed"
+    assert job.exit_code != 0
+    assert read_version(client, v1, tmp_path) == {"hello.txt": "hello\n"}
+    assert client.cache.verify() == []
+
+
+@NEEDS_NS
+def test_working_directory_and_env(client: Client, tmp_path: Path) -> None:
+    ds = client.datasets.create(name="in").id
+    v1 = make_version(client, tmp_path, ds, {"a/b.txt": "b"})
+    out: list[bytes] = []
+    job = client.jobs.create(
+        command='pwd; ls; echo "$EPOCHS"',
+        datasets=[f"in@{v1}"],
+        working_directory="/datasets/in/a",
+        env=parse_env(["EPOCHS=3"]),
+        on_output=out.append,
+    )
+    assert job.state == "Succeeded"
+    assert b"".join(out).decode() == "/datasets/in/a\nb.txt\n3\n"
+    assert job.working_directory == "/datasets/in/a"
+
+
+def test_env_mode_runs_without_a_namespace(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Simulates a host with no namespace tool at all (cannot be arranged for real here).
+    monkeypatch.setattr(sandbox, "_which", lambda name: None)
+    ds_in = client.datasets.create(name="in").id
+    ds_out = client.datasets.create(name="out").id
+    v1 = make_version(client, tmp_path, ds_in, {"hello.txt": "hi\n"})
+    with pytest.raises(SandboxUnavailable, match="bwrap is not installed"):
+        client.jobs.create(command="true", datasets=[f"in@{v1}"])
+    assert client.jobs.list() == []  # refused before anything was recorded
+    job = client.jobs.create(
+        command='cp "$DATASETS_DIR/in/hello.txt" "$DATASETS_DIR/out/copy.txt"',
+        datasets=[f"in@{v1}", f"out@{ds_out}"],
+        mount_mode="env",
+    )
+    assert job.state == "Succeeded"
+    assert job.mount_mode == "env"
+    assert read_version(client, f"{ds_out}:latest", tmp_path) == {"copy.txt": "hi\n"}
+
+
+def test_bad_dataset_options_are_refused(client: Client, tmp_path: Path) -> None:
+    ds = client.datasets.create(name="x").id
+    with pytest.raises(InvalidInput, match=r"must have an @ \(ex: images@dsr8k5qzn401lb5:klfoyy9\)"):
+        client.jobs.create(command="true", datasets=[ds])
+    with pytest.raises(InvalidInput, match="Two datasets"):
+        client.jobs.create(command="true", datasets=[f"a@{ds}", f"a@{ds}"])
+    with pytest.raises(InvalidInput):
+        client.jobs.create(command="true", datasets=[f"../x@{ds}"])
+    draft = client.versions.create(ds, commit=False)
+    with pytest.raises(VersionNotCommitted):
+        client.jobs.create(command="true", datasets=[f"in@{draft.ref}"])
+    assert client.jobs.list() == []
+
+
+def test_env_helpers() -> None:
+    assert parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(InvalidInput):
+        parse_env(["nope"])
+    assert redact_env({"AWS_SECRET_ACCESS_KEY": "k", "PASSWORD": "p", "HOME": "/h", "EMPTY_TOKEN": ""}) == {
+        "AWS_SECRET_ACCESS_KEY": SECRET_MASK,
+        "PASSWORD": SECRET_MASK,
+        "HOME": "/h",
+        "EMPTY_TOKEN": "",
+    }
+
+
+@NEEDS_NS
+def test_lineage_walks_up_and_down(client: Client, tmp_path: Path) -> None:
+    a = client.datasets.create(name="a").id
+    b = client.datasets.create(name="b").id
+    c = client.datasets.create(name="c").id
+    va = make_version(client, tmp_path, a, {"x": "1"})
+    j1 = client.jobs.create(command="cp /datasets/i/x /datasets/o/y", datasets=[f"i@{va}", f"o@{b}"])
+    vb = client.versions.get(f"{b}:latest").ref
+    j2 = client.jobs.create(command="cp /datasets/i/y /datasets/o/z", datasets=[f"i@{b}:latest", f"o@{c}"])
+    vc = client.versions.get(f"{c}:latest").ref
+    lineage = client.jobs.lineage(vb)
+    assert lineage.upstream.job == j1.id
+    assert [n.ref for n in lineage.upstream.next] == [va]
+    assert [(n.ref, n.job) for n in lineage.downstream.next] == [(vc, j2.id)]
+    top = client.jobs.lineage(vc).upstream
+    assert (top.job, top.next[0].ref, top.next[0].job, top.next[0].next[0].ref) == (j2.id, vb, j1.id, va)
+    assert client.jobs.producer(vc) is not None
+    assert client.jobs.producer(va) is None
+    # The input was recorded pinned to its version, not as "latest".
+    assert {m.name: m.version for m in j2.datasets}["i"] == vb.split(":")[1]
+
+
+# PROCESSES
+
+RUN_JOB = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {src!r})
+    from datakeep.client import Client
+    go = Path(sys.argv[3])
+    while not go.exists():
+        time.sleep(0.01)
+    job = Client(progress=False).jobs.create(command=sys.argv[1], datasets=sys.argv[2].split(","))
+    print(job.id, job.state)
+""")
+
+
+def _spawn(tmp_path: Path, command: str, datasets: list[str]) -> subprocess.Popen[str]:
+    script = tmp_path / "run_job.py"
+    script.write_text(RUN_JOB.format(src=SRC))
+    return subprocess.Popen(
+        [sys.executable, str(script), command, ",".join(datasets), str(tmp_path / "go")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@NEEDS_NS
+def test_two_jobs_writing_one_dataset_at_once(
+    catalog_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATAKEEP_DATABASE_URL", catalog_url)
+    client = Client(Settings.from_env(), progress=False)
+    try:
+        ds = client.datasets.create(name="shared-out").id
+        procs = [_spawn(tmp_path, f"echo {i} > /datasets/o/f.txt; sleep 0.3", [f"o@{ds}"]) for i in range(2)]
+        (tmp_path / "go").touch()
+        results = []
+        for p in procs:
+            stdout, _ = p.communicate(timeout=120)
+            assert p.returncode == 0
+            results.append(stdout.split())
+        assert [state for _, state in results] == ["Succeeded", "Succeeded"]
+        versions = client.versions.list(ds)
+        assert len(versions) == 2
+        assert all(v.is_committed for v in versions)
+        assert {v.job_id for v in versions} == {job_id for job_id, _ in results}
+        latest = client.versions.get(f"{ds}:latest")
+        # ``latest`` is the one committed last: both commits got distinct sequence numbers.
+        assert latest.committed == max(v.committed for v in versions if v.committed)
+        assert read_version(client, latest.ref, tmp_path)["f.txt"] in ("0\n", "1\n")
+    finally:
+        client.close()
+
+
+@NEEDS_NS
+def test_kill_9_leaves_output_uncommitted_and_cache_consistent(client: Client, tmp_path: Path) -> None:
+    ds_in = client.datasets.create(name="in").id
+    ds_out = client.datasets.create(name="out").id
+    v1 = make_version(client, tmp_path, ds_in, {"hello.txt": "hello\n"})
+    proc = _spawn(tmp_path, "echo partial > /datasets/o/part.txt; exec sleep 120", [f"i@{v1}", f"o@{ds_out}"])
+    (tmp_path / "go").touch()
+    runs = client.settings.runs_path / "jobs"
+    deadline = time.monotonic() + 60
+    while not list(runs.glob("*/outputs/o/part.txt")):
+        assert proc.poll() is None, "the job ended early"
+        assert time.monotonic() < deadline, "the job never wrote its output"
+        time.sleep(0.02)
+    (job_id,) = [p.name for p in runs.iterdir()]
+    assert client.jobs.get(job_id).state == "Running"
+    assert [len(v.pins) for v in client.cache.list()] == [1]  # the input is pinned while it runs
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    job = client.jobs.get(job_id)
+    assert job.state == "Failed"
+    (out_mount,) = [m for m in job.datasets if m.output]
+    assert not client.versions.get(f"{ds_out}:{out_mount.version}").is_committed
+    assert client.versions.list(ds_out) == []  # nothing committed, so no latest
+    assert client.cache.verify() == []
+    assert [v.pins for v in client.cache.list()] == [()]  # the dead job's pin no longer holds
+    assert (runs / job_id / "outputs" / "o" / "part.txt").read_text() == "partial\n"
