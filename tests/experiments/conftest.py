@@ -67,3 +67,36 @@ def put_multipart(admin: S3Client, bucket: str, key: str, parts: list[bytes]) ->
         Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": done}
     )
     return admin.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+
+
+@dataclass(frozen=True)
+class CliRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Cli:
+    """``datakeep`` through its real entry point, in this process, on the test's catalog."""
+
+    def __init__(self, catalog_url: str) -> None:
+        self.catalog_url = catalog_url
+
+    def __call__(self, *args: str) -> CliRun:
+        from click.testing import CliRunner
+
+        from datakeep.cli.common import reset_client
+        from datakeep.cli.main import main
+
+        reset_client()
+        try:
+            with CliRunner().isolation(env={"DATAKEEP_DATABASE_URL": self.catalog_url}) as (out, err, _):
+                code = main(list(args))
+                return CliRun(code, out.getvalue().decode(), err.getvalue().decode())
+        finally:
+            reset_client()
+
+
+@pytest.fixture
+def cli(catalog_url: str) -> Cli:
+    return Cli(catalog_url)

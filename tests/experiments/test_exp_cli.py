@@ -1,0 +1,181 @@
+"""``datakeep experiments``: the seed's commands, run through the CLI against the real S3 server."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datakeep.runner.sandbox import sandbox_status
+
+from .conftest import Cli, ExpS3, zip_bytes
+
+KEY_A, SECRET_A = "ABCDEFGHIJ0123456789", "aaaabbbbccccddddeeee11112222333344445555"
+KEY_C, SECRET_C = "KLMNOPQRST0123456789", "eeeeddddccccbbbbaaaa11112222333344445555"
+
+pytestmark = pytest.mark.skipif(not sandbox_status()[0], reason=sandbox_status()[1])
+
+
+def experiment_id(stderr: str) -> str:
+    match = re.search(r"New experiment created with ID: (e[0-9a-z]{13})", stderr)
+    assert match, stderr
+    return match.group(1)
+
+
+def test_seed_command_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_bucket("bucket-name", versioned=True)
+    make_bucket("another-bucket", versioned=True)
+    reply = exp_s3.admin.put_object(
+        Bucket="bucket-name", Key="my-dataset.zip", Body=zip_bytes({"a.txt": b"A"})
+    )
+    version_a, etag_a = reply["VersionId"], reply["ETag"].strip('"')
+    exp_s3.admin.put_object(Bucket="bucket-name", Key="dataset-dir/b.txt", Body=b"B")
+    version_c = exp_s3.admin.put_object(
+        Bucket="another-bucket", Key="another-dataset.zip", Body=zip_bytes({"c.txt": b"C"})
+    )["VersionId"]
+    ep = exp_s3.endpoint
+    # The seed's command, with its fake keys, pointed at the local S3 server.
+    args = [
+        "experiments", "run", "singlenode",
+        "--projectId", "prj0001",
+        "--name", "singleEx",
+        "--experimentEnv", '{"EPOCHS_EVAL":5,"TRAIN_EPOCHS":10,"MAX_STEPS":1000,"EVAL_SECS":10}',
+        "--container", "tensorflow/tensorflow:1.13.1-gpu-py3",
+        "--machineType", "K80",
+        "--command", 'cat "/data/dataset A/a.txt" "/data/dataset B/b.txt" "/data/dataset C/c.txt"; '
+        'echo " epochs=$TRAIN_EPOCHS"; echo model > /artifacts/model.txt',
+        "--workspaceUrl", "https://github.com/Paperspace/mnist-sample.git",
+        "--modelType", "Tensorflow",
+        "--modelPath", "/artifacts",
+        "--datasetUri", "s3://bucket-name/my-dataset.zip",
+        "--datasetName", "dataset A",
+        "--datasetAwsAccessKeyId", KEY_A,
+        "--datasetAwsSecretAccessKey", SECRET_A,
+        "--datasetAwsEndpoint", ep,
+        "--datasetVersionId", version_a,
+        "--datasetEtag", etag_a,
+        "--datasetUri", "s3://bucket-name/dataset-dir",
+        "--datasetName", "dataset B",
+        "--datasetAwsAccessKeyId", KEY_A,
+        "--datasetAwsSecretAccessKey", SECRET_A,
+        "--datasetAwsEndpoint", ep,
+        "--datasetVersionId", "none",
+        "--datasetEtag", "none",
+        "--datasetUri", "s3://another-bucket/another-dataset.zip",
+        "--datasetName", "dataset C",
+        "--datasetAwsAccessKeyId", KEY_C,
+        "--datasetAwsSecretAccessKey", SECRET_C,
+        "--datasetAwsEndpoint", ep,
+        "--datasetVersionId", version_c,
+        "--datasetEtag", "none",
+    ]  # fmt: skip
+    run = cli(*args)
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout == "ABC epochs=10\n"
+    exp_id = experiment_id(run.stderr)
+    for secret in (KEY_A, SECRET_A, KEY_C, SECRET_C):
+        assert secret not in run.stdout + run.stderr
+
+    listed = cli("experiments", "list", "--json")
+    assert [(e["id"], e["name"], e["state"]) for e in json.loads(listed.stdout)] == [
+        (exp_id, "singleEx", "Succeeded")
+    ]
+    details = cli("experiments", "details", "--id", exp_id, "--json")
+    for secret in (KEY_A, SECRET_A, KEY_C, SECRET_C):
+        assert secret not in details.stdout
+    record = json.loads(details.stdout)
+    placed = {d["name"]: d for d in record["spec"]["placed"]}
+    assert placed["dataset A"]["versionId"] == version_a
+    assert placed["dataset A"]["etag"] == etag_a
+    assert placed["dataset B"]["uri"] == "s3://bucket-name/dataset-dir"
+    assert Path(record["spec"]["artifacts"], "model.txt").read_text() == "model\n"
+    table = cli("experiments", "details", "--id", exp_id)
+    assert "Dataset dataset A" in table.stdout
+    assert cli("experiments", "logs", "--id", exp_id).stdout == "ABC epochs=10\n"
+
+    shared = cli("experiments", "datasets", "list")
+    assert f"dataset A-{etag_a}-{version_a}" in shared.stdout
+    assert "s3://another-bucket/another-dataset.zip" in shared.stdout
+    dry = cli("experiments", "datasets", "clean", "--name", "dataset B", "--dry-run")
+    assert dry.stdout.startswith("Would remove dataset B ")
+    assert "dataset B" in cli("experiments", "datasets", "list").stdout
+    cli("experiments", "datasets", "clean", "--name", "dataset B")
+    assert "dataset B " not in cli("experiments", "datasets", "list").stdout
+
+
+def test_wrong_etag_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_bucket("bucket")
+    exp_s3.admin.put_object(Bucket="bucket", Key="d.zip", Body=zip_bytes({"x": b"x"}))
+    marker = tmp_path / "ran"
+    run = cli(
+        "experiments", "run", "singlenode", "--name", "bad", "--command", f"touch {marker}",
+        "--datasetUri", "s3://bucket/d.zip", "--datasetAwsEndpoint", exp_s3.endpoint,
+        "--datasetEtag", "3823e4ab23cc48ad83e9e3fa99ecc12a",
+    )  # fmt: skip
+    assert run.exit_code != 0
+    assert "Error: Dataset 'd': ETag mismatch" in run.stderr
+    assert "expected 3823e4ab23cc48ad83e9e3fa99ecc12a" in run.stderr
+    assert not marker.exists()
+    record = json.loads(cli("experiments", "details", "--id", experiment_id(run.stderr), "--json").stdout)
+    assert record["state"] == "Failed"
+    assert "ETag mismatch" in record["spec"]["error"]
+
+
+def test_grouping_errors_through_the_cli(cli: Cli) -> None:
+    run = cli(
+        "experiments", "run", "singlenode", "--name", "x", "--command", "true",
+        "--datasetUri", "s3://b/a.zip", "--datasetName", "a", "--datasetName", "b",
+    )  # fmt: skip
+    assert run.exit_code == 1
+    assert (
+        "Too many dataset parameter sets (2) for 1 dataset URIs. Forgot to add one more dataset URI?"
+        in run.stderr
+    )
+
+
+def test_options_file_with_dataset_objects_and_multinode(
+    exp_s3: ExpS3,
+    make_bucket,
+    cli: Cli,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    make_bucket("bucket")
+    exp_s3.admin.put_object(Bucket="bucket", Key="train.zip", Body=zip_bytes({"t.txt": b"T"}))
+    options = tmp_path / "experiment.yaml"
+    options.write_text(
+        yaml.safe_dump(
+            {
+                "name": "multi",
+                "workerCount": 2,
+                "parameterServerCount": 1,
+                "workerCommand": 'cat /data/train/t.txt; echo " $TYPE$INDEX"',
+                "parameterServerCommand": 'echo "ps $INDEX"',
+                "datasets": [
+                    {
+                        "uri": "s3://bucket/train.zip",
+                        "awsEndpoint": exp_s3.endpoint,
+                        "volumeKind": "dynamic",
+                        "volumeSize": "1Mi",
+                    },
+                ],
+            }
+        )
+    )
+    run = cli("experiments", "run", "multinode", "--optionsFile", str(options))
+    assert run.exit_code == 0, run.stderr
+    assert sorted(run.stdout.splitlines()) == ["[ps-0] ps 0", "[worker-0] T worker0", "[worker-1] T worker1"]
+
+
+def test_options_template_never_holds_the_secret(cli: Cli, tmp_path: Path) -> None:
+    template = tmp_path / "t.yaml"
+    run = cli(
+        "experiments", "run", "singlenode", "--name", "x", "--command", "true",
+        "--datasetUri", "s3://b/a.zip", "--datasetAwsAccessKeyId", KEY_A,
+        "--datasetAwsSecretAccessKey", SECRET_A, "--createOptionsFile", str(template),
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert SECRET_A not in template.read_text()
+    assert yaml.safe_load(template.read_text())["datasetUri"] == ["s3://b/a.zip"]
