@@ -107,13 +107,13 @@ mark_tool() { # mark_tool NAME STAMP: checks the CLI starts, then records that N
 
 if [ "${DATAKEEP_SKIP_TOOLS:-0}" != "1" ]; then
     mkdir -p .tools
-    t=gradient-2.99.3 st="gradient==2.99.3 v1"
+    t=gradient-2.99.3 st="gradient==2.99.3 click==8.1.7 v1"
     if install_tool "$t" "$st"; then
-        pip_in ".tools/$t" install gradient==2.99.3
+        pip_in ".tools/$t" install gradient==2.99.3 click==8.1.7
         mark_tool "$t" "$st"
     fi
     # gradient 1.11.0 pins PyYAML 5.4.1, whose sdist does not build under Cython 3 or in an isolated
-    # build environment; and it needs a click older than 8.2 (which removed what it imports).
+    # build environment. Both CLIs need a click older than 8.2, which changed how unset options look.
     t=gradient-1.11.0 st="gradient==1.11.0 click==8.1.7 pyyaml==5.4.1 v1"
     if install_tool "$t" "$st"; then
         pip_in ".tools/$t" install 'cython<3' wheel 'setuptools<70'

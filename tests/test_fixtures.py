@@ -30,8 +30,8 @@ def test_hermetic_env_points_everything_into_tmp(hermetic_env: HermeticEnv, tmp_
     assert "DATAKEEP_API_URL" not in os.environ
     assert "DATAKEEP_API_KEY" not in os.environ
     assert not any(
-        name.startswith("AWS_") and name not in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
-                                                 "AWS_EC2_METADATA_DISABLED")
+        name.startswith("AWS_")
+        and name not in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED")
         for name in os.environ
     )
     assert Path.home() == hermetic_env.user_home

@@ -1,0 +1,44 @@
+"""``datakeep server``: serve the catalog to a team over Gradient's HTTP API."""
+
+from __future__ import annotations
+
+import click
+
+from datakeep.config import Settings
+from datakeep.errors import InvalidInput
+
+
+@click.command("server")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all)."
+)
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+def server(host: str, port: int, log_level: str) -> None:
+    """Run the datakeep server.
+
+    The catalog is SQLite under DATAKEEP_HOME, or PostgreSQL when DATAKEEP_DATABASE_URL is set.
+    Storage provider secrets are encrypted with DATAKEEP_SERVER_KEY (or DATAKEEP_SERVER_KEY_FILE).
+    Create a team and a key first: datakeep admin teams create NAME; datakeep admin keys create --team NAME.
+    Gradient's CLI then works with PAPERSPACE_CONFIG_HOST=http://HOST:PORT and PAPERSPACE_API_KEY=KEY.
+    """
+    import uvicorn
+
+    from datakeep.server.app import create_app
+
+    settings = Settings.from_env()
+    if settings.is_remote:
+        raise InvalidInput(
+            "DATAKEEP_API_URL is set: a server serves its own catalog, not another server's",
+            hint="Unset DATAKEEP_API_URL and DATAKEEP_API_KEY before running datakeep server",
+        )
+    app = create_app(settings)
+    click.echo(f"datakeep server listening on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+commands = [server]

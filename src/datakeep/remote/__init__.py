@@ -1,0 +1,1 @@
+"""The library's client interface spoken over HTTP to a datakeep server."""

@@ -1,0 +1,1 @@
+"""The datakeep server: Gradient's Datasets API for teams (see :mod:`datakeep.server.app`)."""
