@@ -215,3 +215,59 @@ def test_plan_checks() -> None:
     with pytest.raises(InvalidInput, match="not valid JSON"):
         parse_experiment_env("{nope")
     assert parse_experiment_env('{"A": 5, "B": "x", "C": true}') == {"A": "5", "B": "x", "C": "true"}
+
+
+@needs_sandbox
+def test_parameter_servers_are_stopped_when_workers_finish(tmp_path: Path) -> None:
+    plan = ExperimentPlan(
+        name="ps",
+        kind="multinode",
+        worker_count=1,
+        worker_command="echo done > /artifacts/worker",
+        parameter_server_count=2,
+        # Were it not stopped, this would hold the run for 10 minutes and then leave a file.
+        parameter_server_command='sleep 600; touch "/artifacts/late-$INDEX"',
+    )
+    result = runner(tmp_path).run(plan)
+    assert result.exit_code == 0
+    assert [p.exit_code for p in result.processes] == [0, 0, 0]
+    assert (result.artifacts / "worker").read_text() == "done\n"
+    assert not list(result.artifacts.glob("late-*"))
+
+
+@needs_sandbox
+def test_workspace_directory_and_git_url(tmp_path: Path) -> None:
+    import subprocess
+
+    source = tmp_path / "mnist-sample"
+    source.mkdir()
+    (source / "mnist.py").write_text("print('training')\n")
+    plan = ExperimentPlan(
+        name="ws",
+        kind="singlenode",
+        command="cat mnist.py > /artifacts/seen; touch made-here",
+        info={"workspaceUrl": str(source)},
+    )
+    result = runner(tmp_path / "a").run(plan)
+    assert result.exit_code == 0
+    assert (result.artifacts / "seen").read_text() == "print('training')\n"
+    assert not (source / "made-here").exists()  # the run works on its own copy
+
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", str(source)], check=True)
+    subprocess.run([*git, "-C", str(source), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(source), "commit", "-qm", "init"], check=True)
+    plan = ExperimentPlan(
+        name="ws",
+        kind="singlenode",
+        command="cat mnist.py > /artifacts/seen",
+        info={"workspaceUrl": f"file://{source}"},
+    )
+    result = runner(tmp_path / "b").run(plan)
+    assert (result.artifacts / "seen").read_text() == "print('training')\n"
+
+    bad = ExperimentPlan(
+        name="ws", kind="singlenode", command="true", info={"workspaceUrl": f"file://{tmp_path}/nope"}
+    )
+    with pytest.raises(InvalidInput, match="Cannot fetch the workspace"):
+        runner(tmp_path / "c").run(bad)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -156,6 +158,22 @@ class ExperimentResult:
     warnings: tuple[str, ...]
 
 
+#: Where a parameter server's wrapper looks for the stop signal, and where the workspace goes.
+CONTROL_TARGET = "/datakeep-control"
+WORKSPACE_TARGET = "/paperspace"
+#: Runs a parameter server's command and ends it once the workers are done. In a mount
+#: namespace this shell is the namespace's main process, so its exit ends everything the
+#: server started. ``DATAKEEP_CONTROL_DIR`` is the sandbox's name for CONTROL_TARGET.
+_PS_WRAPPER = """/bin/sh -c "$DATAKEEP_PS_COMMAND" &
+child=$!
+while kill -0 "$child" 2>/dev/null; do
+  if [ -e "$DATAKEEP_CONTROL_DIR/stop" ]; then kill "$child" 2>/dev/null; exit 0; fi
+  sleep 0.2
+done
+wait "$child"
+"""
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = []
     try:
@@ -249,6 +267,7 @@ class ExperimentRunner:
         for spec in plan.datasets:
             for note in spec.warnings:
                 self._warn(note)
+        self._workspace(plan)  # a workspace that cannot be fetched fails before any download
         with contextlib.ExitStack() as stack:
             clients, remotes = self._check_sources(plan)
             common = self._place_common(plan, clients, remotes, stack)
@@ -270,6 +289,38 @@ class ExperimentRunner:
             artifacts=self.artifacts,
             warnings=tuple(self.warnings),
         )
+
+    def _workspace(self, plan: ExperimentPlan) -> Path | None:
+        """``--workspaceUrl``: a local directory is copied, a git URL cloned, into ``/paperspace``.
+
+        Gradient ran the command in a copy of the workspace; here the copy is the run's own
+        (writable, kept with its logs), so the original is never changed.
+        """
+        url = plan.info.get("workspaceUrl")
+        if not url or str(url).lower() == "none":
+            return None
+        target = self.run_dir / "workspace"
+        if target.exists():
+            return target
+        source = Path(str(url)).expanduser()
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True)
+            return target
+        done = subprocess.run(
+            ["git", "clone", "--quiet", "--depth", "1", str(url), str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+        )
+        if done.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            why = done.stderr.strip().splitlines()
+            raise InvalidInput(
+                f"Cannot fetch the workspace {url}: {why[-1] if why else 'git clone failed'}",
+                hint="Give a local directory or a git URL this machine can clone, or --workspaceUrl none",
+            )
+        return target
 
     # DATASETS
 
@@ -394,11 +445,24 @@ class ExperimentRunner:
         results: dict[str, ProcessResult] = {}
         errors: list[BaseException] = []
 
+        control = self.run_dir / "control"
+        control.mkdir(exist_ok=True)
+        workspace = self._workspace(plan)
+
         def one(proc: Process) -> None:
             mounts = [Mount(p.path, f"/data/{p.spec.name}", writable=False) for p in common]
             mounts += [Mount(p.path, f"/data/{p.spec.name}", writable=False) for p in per_process[proc.label]]
             mounts.append(Mount(self.artifacts, plan.model_path, writable=True))
             env = {**plan.env, **envs[proc.label], "MODEL_PATH": plan.model_path}
+            command = proc.command
+            if proc.role == "ps":
+                mounts.append(Mount(control, CONTROL_TARGET, writable=False))
+                env["DATAKEEP_PS_COMMAND"] = proc.command
+                command = _PS_WRAPPER
+            cwd = None
+            if workspace is not None:
+                mounts.append(Mount(workspace, WORKSPACE_TARGET, writable=True))
+                cwd = WORKSPACE_TARGET
             log_path = self.logs / f"{proc.label}.log"
             with log_path.open("ab") as log:
 
@@ -409,7 +473,7 @@ class ExperimentRunner:
 
                 try:
                     code = self.sandbox(
-                        SandboxSpec(command=proc.command, mounts=mounts, env=env, mode=plan.mount_mode),
+                        SandboxSpec(command=command, mounts=mounts, env=env, cwd=cwd, mode=plan.mount_mode),
                         on_output=output,
                     )
                 except BaseException as exc:  # reported after every process has ended
@@ -420,10 +484,17 @@ class ExperimentRunner:
         if len(processes) == 1:
             one(processes[0])
         else:
-            threads = [threading.Thread(target=one, args=(p,), name=f"exp-{p.label}") for p in processes]
-            for thread in threads:
+            threads = {
+                p.label: threading.Thread(target=one, args=(p,), name=f"exp-{p.label}") for p in processes
+            }
+            for thread in threads.values():
                 thread.start()
-            for thread in threads:
+            for proc in processes:
+                if proc.role != "ps":
+                    threads[proc.label].join()
+            # Parameter servers serve until the workers are done, as in Gradient: then stop them.
+            (control / "stop").touch()
+            for thread in threads.values():
                 thread.join()
         if errors:
             raise errors[0]
