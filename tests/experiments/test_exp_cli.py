@@ -179,3 +179,21 @@ def test_options_template_never_holds_the_secret(cli: Cli, tmp_path: Path) -> No
     assert run.exit_code == 0, run.stderr
     assert SECRET_A not in template.read_text()
     assert yaml.safe_load(template.read_text())["datasetUri"] == ["s3://b/a.zip"]
+
+
+def test_dataset_id_mounts_a_datakeep_version_read_only(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "some-data"
+    source.mkdir()
+    (source / "hello.txt").write_text("hello world\n")
+    created = cli("datasets", "create", "--name", "digits")
+    dataset_id = re.search(r"(ds[0-9a-z]{13})", created.stdout)
+    assert dataset_id, created.stdout + created.stderr
+    made = cli("datasets", "versions", "create", f"--id={dataset_id.group(1)}", f"--source-path={source}/")
+    assert made.exit_code == 0, made.stderr
+    run = cli(
+        "experiments", "run", "singlenode", "--name", "ref", "--datasetId", f"{dataset_id.group(1)}:latest",
+        "--datasetName", "digits",
+        "--command", "cat /data/digits/hello.txt; touch /data/digits/x 2>/dev/null || echo read-only",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout == "hello world\nread-only\n"
