@@ -145,12 +145,14 @@ class JobsService:
         mount_mode: str = "namespace",
         on_output: OnOutput | None = None,
         on_notice: OnNotice | None = None,
+        on_created: Callable[[str], None] | None = None,
     ) -> Job:
         """Run ``command`` to completion and return the finished job (see the module docstring).
 
         A non-zero exit is not an exception: the job comes back ``Failed`` with its
         ``exit_code``. ``on_output`` receives the command's output as it is produced (it is
-        also kept in the job's log); ``on_notice`` receives datakeep's own remarks.
+        also kept in the job's log); ``on_notice`` receives datakeep's own remarks;
+        ``on_created`` receives the job ID as soon as the job is recorded.
         """
         if not command or not command.strip():
             raise InvalidInput("The job has no command", hint="Pass --command")
@@ -173,9 +175,6 @@ class JobsService:
                     f"--container={container} is recorded; datakeep runs the command on the host in its "
                     "own mount namespace."
                 )
-        for notice in notices:
-            if on_notice is not None:
-                on_notice(notice)
 
         job_id = ids.new_job_id()
         run_dir = self._ctx.settings.runs_path / "jobs" / job_id
@@ -221,6 +220,11 @@ class JobsService:
                         output=r.output,
                     )
                 )
+        if on_created is not None:
+            on_created(job_id)
+        for notice in notices:
+            if on_notice is not None:
+                on_notice(notice)  # once per job
         # Outputs exist as uncommitted versions from the start: a crash leaves them findable.
         outputs: dict[str, Version] = {}
         for r in requests:
@@ -486,11 +490,9 @@ class JobsService:
             .where(t.job_datasets.c.job_id == job.id, t.job_datasets.c.output.is_(False))
             .order_by(t.job_datasets.c.name)
         )
-        parents = [
-            self._walk_up(c, f"{r.dataset_id}:{r.version}", depth - 1, seen)
-            for r in inputs
-            if r.version is not None
-        ]
+        # One node per distinct version, even if the job mounted it under several names.
+        refs = dict.fromkeys(f"{r.dataset_id}:{r.version}" for r in inputs if r.version is not None)
+        parents = [self._walk_up(c, parent, depth - 1, seen) for parent in refs]
         return LineageNode(ref, job.id, job.command, parents)
 
     def _walk_down(

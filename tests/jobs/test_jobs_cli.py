@@ -1,0 +1,166 @@
+"""``datakeep jobs``, ``datakeep cache`` and ``datasets versions lineage`` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datakeep.cli.common import reset_client
+from datakeep.cli.main import main
+from datakeep.runner import sandbox
+
+NEEDS_NS = pytest.mark.skipif(not sandbox.sandbox_status()[0], reason="no mount namespace here")
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def dk(*args: str) -> Run:
+    reset_client()
+    try:
+        with CliRunner().isolation() as (out, err, _):
+            code = main(list(args))
+            return Run(code, out.getvalue().decode(), err.getvalue().decode())
+    finally:
+        reset_client()
+
+
+def ok(*args: str) -> Run:
+    run = dk(*args)
+    assert run.code == 0, run
+    return run
+
+
+@pytest.fixture
+def seed(tmp_path: Path) -> tuple[str, str, str]:
+    """Seed 002's dataset with two committed versions: (dataset, V1 ref, V2 ref)."""
+    ds = re.fullmatch(r"Created dataset: (ds\w{13})\n", ok("datasets", "create", "--name", "test").stdout)
+    assert ds
+    refs = []
+    for i, text in enumerate(["hello world\n", "second\n"]):
+        src = tmp_path / f"src{i}"
+        src.mkdir()
+        (src / "hello.txt").write_text(text)
+        out = ok("datasets", "versions", "create", f"--id={ds.group(1)}", f"--source-path={src}/").stdout
+        refs.append(out.split()[3])
+    return ds.group(1), refs[0], refs[1]
+
+
+@NEEDS_NS
+def test_seed_example_through_the_cli(seed: tuple[str, str, str], tmp_path: Path) -> None:
+    ds, v1, v2 = seed
+    run = ok(
+        "jobs",
+        "create",
+        "--clusterId=clu",
+        "--machineType=C5",
+        "--projectId=prj",
+        "--container=bash",
+        "--command=cat /datasets/input-a/hello.txt > /datasets/output-a/hello2.txt "
+        "&& date >> /datasets/output-a/hello2.txt",
+        f"--dataset=output-a@{ds}",
+        f"--dataset=input-a@{v1}",
+        f"--dataset=input-b@{v2}",
+    )
+    assert run.stdout == ""
+    job_id = re.search(r"New job created with ID: (j\w{13})", run.stderr)
+    assert job_id
+    committed = re.search(rf"Committed dataset version: ({ds}:\w{{7}})", run.stderr)
+    assert committed
+    files = ok("datasets", "files", "list", f"--id={ds}:latest").stdout
+    assert "hello2.txt" in files
+    target = tmp_path / "got"
+    ok("datasets", "files", "get", f"--id={ds}:latest", f"--target-path={target}")
+    assert (target / "hello2.txt").read_text().startswith("hello world\n")
+    listing = ok("jobs", "list").stdout
+    assert job_id.group(1) in listing
+    assert "Succeeded" in listing
+    details = ok("jobs", "details", f"--id={job_id.group(1)}").stdout
+    assert "| Cluster           | clu" in details
+    assert f"| input-a  | {v1} |" in details
+    assert (
+        json.loads(ok("jobs", "details", f"--id={job_id.group(1)}", "--json").stdout)["state"] == "Succeeded"
+    )
+    lineage = ok("datasets", "versions", "lineage", f"--id={committed.group(1)}").stdout
+    assert f"produced by job {job_id.group(1)}" in lineage
+    assert f"<- {v1}" in lineage
+    assert f"<- {v2}" in lineage
+    down = ok("datasets", "versions", "lineage", f"--id={v1}").stdout
+    assert f"-> {committed.group(1)} (made by job {job_id.group(1)})" in down
+
+
+@NEEDS_NS
+def test_failed_job_passes_its_exit_code_and_keeps_logs(seed: tuple[str, str, str]) -> None:
+    ds, _, _ = seed
+    run = dk("jobs", "create", "--command=echo out; echo err >&2; exit 7", f"--dataset=o@{ds}")
+    assert run.code == 7
+    assert run.stdout == "out\nerr\n"  # streamed, merged in order
+    assert run.stderr.splitlines()[-1].startswith("Error: Job j")
+    assert "Kept uncommitted:" in run.stderr
+    job_id = run.stderr.split("New job created with ID: ")[1].split()[0]
+    assert ok("jobs", "logs", f"--id={job_id}").stdout == "out\nerr\n"
+    assert ok("jobs", "logs", f"--id={job_id}", "--line=1").stdout == "err\n"
+    assert ok("jobs", "logs", f"--id={job_id}", "--follow").stdout == "out\nerr\n"
+    assert "Failed" in ok("jobs", "list").stdout
+
+
+def test_env_mount_mode_and_bad_options(seed: tuple[str, str, str]) -> None:
+    ds, v1, _ = seed
+    run = ok(
+        "jobs",
+        "create",
+        "--mountMode=env",
+        "--env=GREETING=hi",
+        '--command=cat "$DATASETS_DIR/in/hello.txt"; echo "$GREETING"',
+        f"--dataset=in@{v1}",
+    )
+    assert run.stdout == "hello world\nhi\n"
+    bad = dk("jobs", "create", "--command=true", f"--dataset={ds}")
+    assert bad.code == 1
+    assert "must have an @ (ex: images@dsr8k5qzn401lb5:klfoyy9)" in bad.stderr
+    assert dk("jobs", "create", "--command=true", "--env=novalue").code == 1
+    assert dk("jobs", "details", "--id=jnotthere0000000").code == 1
+
+
+def test_cache_commands(seed: tuple[str, str, str], hermetic_env: object) -> None:
+    ds, v1, v2 = seed
+    assert ok("cache", "list").stdout == "No data found\n"
+    from datakeep.client import Client
+
+    client = Client(progress=False)
+    try:
+        path = client.cache.materialize(v1)
+        client.cache.materialize(v2)
+    finally:
+        client.close()
+    listing = ok("cache", "list").stdout
+    assert v1 in listing
+    assert v2 in listing
+    assert ok("cache", "verify").stdout == "Cache OK\n"
+    # Corrupt a cached file: verify fails until repaired.
+    os.chmod(path / "hello.txt", 0o644)
+    (path / "hello.txt").write_text("tampered")
+    bad = dk("cache", "verify")
+    assert bad.code == 1
+    assert "corrupt_blob" in bad.stdout
+    assert ok("cache", "verify", "--repair").code == 0
+    assert ok("cache", "verify").stdout == "Cache OK\n"
+    dry = ok("cache", "clean", "--dry-run", f"--dataset={ds}").stdout
+    assert v2 in dry
+    assert "Would free 7 B (7 bytes)" in dry
+    assert v2 in ok("cache", "list").stdout
+    assert "Nothing to remove" in ok("cache", "clean", "--older-than=7d").stdout
+    done = ok("cache", "clean").stdout
+    assert "Freed 7 B (7 bytes) from 1 version" in done
+    assert ok("cache", "list").stdout == "No data found\n"
+    assert dk("cache", "clean", "--older-than=soon").code == 1
