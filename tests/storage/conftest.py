@@ -62,8 +62,12 @@ def make_store(catalog: Catalog, settings: Settings) -> StoreFactory:
         cat = cat or catalog
         key = id(provider) ^ id(cat)
         if key not in ids:
-            config = {"path": str(getattr(provider, "root", ""))} if provider.type == "local" else {"bucket": "x"}
-            ids[key] = cat.insert_provider(LOCAL_TEAM_ID, name=f"p{len(ids)}", type=provider.type, config=config).id
+            config = (
+                {"path": str(getattr(provider, "root", ""))} if provider.type == "local" else {"bucket": "x"}
+            )
+            ids[key] = cat.insert_provider(
+                LOCAL_TEAM_ID, name=f"p{len(ids)}", type=provider.type, config=config
+            ).id
         return ContentStore(cat, provider, ids[key], settings, progress=False)
 
     return make

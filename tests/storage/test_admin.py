@@ -43,7 +43,11 @@ def commit(catalog: Catalog, store: ContentStore, src: Path, dataset_id: str | N
 
 
 def test_rebuild_recovers_every_committed_version(
-    store: ContentStore, provider: Provider, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    store: ContentStore,
+    provider: Provider,
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(content_module, "PACK_THRESHOLD", 1024)
     a = write_tree(tmp_path / "a", {"x.txt": b"x", "big.bin": os.urandom(5000), "sub/y": b"yy"})
@@ -54,7 +58,9 @@ def test_rebuild_recovers_every_committed_version(
     v3 = commit(store.catalog, store, b)
 
     fresh = Catalog(f"sqlite:///{tmp_path / 'new-catalog.db'}")
-    fresh.insert_provider(LOCAL_TEAM_ID, name="again", type=provider.type, config={}, provider_id=store.provider_id)
+    fresh.insert_provider(
+        LOCAL_TEAM_ID, name="again", type=provider.type, config={}, provider_id=store.provider_id
+    )
     report = rebuild_catalog(fresh, provider, store.provider_id)
     assert report.problems == []
     assert (report.datasets, report.versions) == (2, 3)
@@ -97,7 +103,9 @@ def test_fsck_finds_corrupt_and_missing_objects(make_store: StoreFactory, tmp_pa
     assert any("bad.txt" in p and "missing" in p for p in missing.problems)
 
 
-def test_cli_fsck_and_rebuild_on_the_default_provider(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fsck_and_rebuild_on_the_default_provider(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = Settings.from_env()
     ctx = Context(settings=settings, catalog=Catalog(settings.catalog_url))
     default = ctx.ensure_default_provider()
@@ -112,7 +120,12 @@ def test_cli_fsck_and_rebuild_on_the_default_provider(tmp_path: Path, capsys: py
         Path(settings.catalog_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     fresh = Catalog(settings.catalog_url)
     fresh.insert_provider(
-        LOCAL_TEAM_ID, name="default", type="local", config=default.config, is_default=True, provider_id=default.id
+        LOCAL_TEAM_ID,
+        name="default",
+        type="local",
+        config=default.config,
+        is_default=True,
+        provider_id=default.id,
     )
     fresh.close()
     assert main(["admin", "rebuild-catalog"]) == 0

@@ -52,7 +52,9 @@ def test_missing_source_is_refused(store: ContentStore, tmp_path: Path) -> None:
         store.snapshot([str(tmp_path / "nope")])
 
 
-def test_roundtrip_small_large_empty(store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roundtrip_small_large_empty(
+    store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(content_module, "PACK_THRESHOLD", 4096)
     files = {
         "a/one.txt": b"hello",
@@ -90,7 +92,9 @@ def test_identical_content_is_stored_once(
     assert len(new_objects) == 1
 
 
-def test_one_percent_change_writes_one_percent(store: ContentStore, provider: Provider, tmp_path: Path) -> None:
+def test_one_percent_change_writes_one_percent(
+    store: ContentStore, provider: Provider, tmp_path: Path
+) -> None:
     files = {f"d{i % 20}/f{i}": os.urandom(1000) for i in range(1000)}
     src = write_tree(tmp_path / "src", files)
     first = store.snapshot([str(src) + "/"])
@@ -257,7 +261,9 @@ def test_non_utf8_names_survive_the_round_trip(store: ContentStore, tmp_path: Pa
     assert os.listdir(os.fsencode(out)) == [raw]
 
 
-def test_stat_cache_skips_unchanged_files(store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stat_cache_skips_unchanged_files(
+    store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = write_tree(tmp_path / "s", {f"f{i}": f"content {i}".encode() for i in range(50)})
     _age(src)
     hashed: list[str] = []
@@ -281,7 +287,9 @@ def test_stat_cache_skips_unchanged_files(store: ContentStore, tmp_path: Path, m
     assert [c.path for c in store.diff(first.root, changed.root)] == ["f7"]
 
 
-def test_racy_files_are_always_read(store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_racy_files_are_always_read(
+    store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = write_tree(tmp_path / "s", {"fresh": b"just written"})  # mtime is now: racy
     hashed: list[str] = []
     real_hash = store._hash

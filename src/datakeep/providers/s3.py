@@ -93,18 +93,18 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(0.1 * 2**attempt, 5.0))
 
 
-def _retrying(what: str, call: Callable[[], T]) -> T:
+def _retrying(what: str, call: Callable[[], T], attempts: int = STREAM_ATTEMPTS) -> T:
     """Retry a call whose response body broke mid-transfer (botocore retries only the request)."""
-    for attempt in range(STREAM_ATTEMPTS):
+    for attempt in range(attempts):
         try:
             return call()
         except _STREAM_ERRORS:
-            if attempt == STREAM_ATTEMPTS - 1:
+            if attempt == attempts - 1:
                 raise
             _backoff(attempt)
         except ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            if status < 500 or attempt == STREAM_ATTEMPTS - 1:
+            if status < 500 or attempt == attempts - 1:
                 raise
             _backoff(attempt)
     raise AssertionError("unreachable")
@@ -133,7 +133,9 @@ class S3Provider(Provider):
         signature_version: str | None = None,
         max_connections: int = 64,
         max_attempts: int = 8,
+        stream_attempts: int = STREAM_ATTEMPTS,
     ) -> None:
+        self.stream_attempts = stream_attempts
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
         self.endpoint = normalize_endpoint(endpoint)
@@ -251,7 +253,7 @@ class S3Provider(Provider):
             return data
 
         try:
-            return _retrying(key, call)
+            return _retrying(key, call, self.stream_attempts)
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
@@ -269,7 +271,11 @@ class S3Provider(Provider):
     def write(self, key: str, data: bytes) -> None:
         k = self._k(key)
         try:
-            _retrying(key, lambda: self.client.put_object(Bucket=self.bucket, Key=k, Body=data))
+            _retrying(
+                key,
+                lambda: self.client.put_object(Bucket=self.bucket, Key=k, Body=data),
+                self.stream_attempts,
+            )
         except (ClientError, BotoCoreError, *_STREAM_ERRORS) as exc:
             raise _os_error(exc, key) from exc
 
@@ -325,6 +331,7 @@ class S3Provider(Provider):
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
                 ),
+                self.stream_attempts,
             )
         except BaseException as exc:
             for fut in futures:
@@ -342,6 +349,7 @@ class S3Provider(Provider):
                 lambda: self.client.upload_part(
                     Bucket=self.bucket, Key=k, UploadId=upload_id, PartNumber=number, Body=chunk
                 ),
+                self.stream_attempts,
             )
             return {"ETag": response["ETag"], "PartNumber": number}
         finally:
