@@ -34,7 +34,9 @@ def test_versioned_bucket_reports_version_ids(s3: Any, make_bucket: Any, s3_clie
     first = provider.stat("k").version_id
     provider.write("k", b"two")
     second = provider.stat("k").version_id
-    assert first and second and first != second
+    assert first
+    assert second
+    assert first != second
     assert provider.read("k") == b"two"
     versions = s3_client.list_object_versions(Bucket=bucket, Prefix="k")["Versions"]
     assert len(versions) == 2

@@ -89,7 +89,8 @@ def test_kill_9_mid_create_then_rerun(tmp_path: Path, monkeypatch) -> None:  # t
     deadline = time.monotonic() + 60
     while stored < 3 and time.monotonic() < deadline:
         line = child.stdout.readline()
-        assert line and not line.startswith("committed"), "the child finished before it could be killed"
+        assert line, "the child exited before it could be killed"
+        assert not line.startswith("committed"), "the child finished before it could be killed"
         stored += line.startswith("stored")
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
