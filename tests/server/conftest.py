@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from datakeep.catalog import Catalog
-from datakeep.server.accounts import Accounts
+from datakeep.client import Client
+from datakeep.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools"
@@ -35,20 +35,28 @@ class RunningServer:
     database_url: str
     process: subprocess.Popen[bytes]
     log: Path
-    _accounts: Accounts | None = field(default=None, repr=False)
+    _admin: Client | None = field(default=None, repr=False)
 
     @property
-    def accounts(self) -> Accounts:
-        if self._accounts is None:
-            self._accounts = Accounts(Catalog(self.database_url))
-        return self._accounts
+    def admin(self) -> Client:
+        """A library client on the server's own catalog, as ``datakeep admin`` on its machine."""
+        if self._admin is None:
+            settings = Settings.from_env(
+                {
+                    "DATAKEEP_HOME": str(self.home),
+                    "DATAKEEP_DATABASE_URL": self.database_url,
+                    "DATAKEEP_SERVER_KEY": SERVER_KEY,
+                }
+            )
+            self._admin = Client(settings, progress=False)
+        return self._admin
 
     def new_key(self, team: str | None = None) -> str:
         """A key for a new team (or for ``team``), straight from the server's catalog."""
         if team is None:
             team = f"team-{os.urandom(4).hex()}"
-            self.accounts.create_team(team)
-        return self.accounts.create_key(team).secret
+            self.admin.admin.create_team(team)
+        return self.admin.admin.create_key(team).key
 
 
 def start_server(
@@ -106,8 +114,8 @@ def stop_server(server: RunningServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
-    if server._accounts is not None:
-        server._accounts._catalog.close()
+    if server._admin is not None:
+        server._admin.close()
 
 
 @pytest.fixture(scope="module")

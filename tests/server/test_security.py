@@ -26,8 +26,8 @@ class Api:
     state: ServerState
 
     def key_for_new_team(self, name: str) -> str:
-        self.state.accounts.create_team(name)
-        return self.state.accounts.create_key(name).secret
+        self.state.admin.create_team(name)
+        return self.state.admin.create_key(name).key
 
 
 @pytest.fixture
@@ -66,25 +66,25 @@ def test_requests_without_a_valid_key_are_refused(api: Api) -> None:
 
 
 def test_a_revoked_key_stops_working_at_once(api: Api) -> None:
-    api.state.accounts.create_team("beta")
-    created = api.state.accounts.create_key("beta", name="ci")
-    assert api.http.get("/storageProviders", headers=_h(created.secret)).status_code == 200
-    api.state.accounts.revoke_key(created.key.id)
-    response = api.http.get("/storageProviders", headers=_h(created.secret))
+    api.state.admin.create_team("beta")
+    created = api.state.admin.create_key("beta", name="ci")
+    assert api.http.get("/storageProviders", headers=_h(created.key)).status_code == 200
+    api.state.admin.revoke_key(created.id)
+    response = api.http.get("/storageProviders", headers=_h(created.key))
     assert response.status_code == 401
-    other = api.state.accounts.create_key("beta")
-    assert api.http.get("/storageProviders", headers=_h(other.secret)).status_code == 200
+    other = api.state.admin.create_key("beta")
+    assert api.http.get("/storageProviders", headers=_h(other.key)).status_code == 200
 
 
 def test_keys_are_stored_hashed(api: Api) -> None:
-    api.state.accounts.create_team("gamma")
-    created = api.state.accounts.create_key("gamma")
+    api.state.admin.create_team("gamma")
+    created = api.state.admin.create_key("gamma")
     from sqlalchemy import text
 
     with api.state.catalog.begin() as c:
         stored = [tuple(r) for r in c.execute(text("SELECT * FROM api_keys"))]
     assert stored
-    assert created.secret not in json.dumps(stored, default=str)
+    assert created.key not in json.dumps(stored, default=str)
 
 
 # TEAMS

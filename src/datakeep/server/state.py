@@ -1,4 +1,4 @@
-"""What one server process holds: the catalog, the accounts, a library client per team.
+"""What one server process holds: the catalog, a library client per team, the URL signer.
 
 Every route acts through ``Client.for_team(team_id)``, the same library the CLI uses, scoped to
 the team of the API key that made the request. Those clients are kept, one per team, because
@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from datakeep.catalog import Catalog
 from datakeep.client import Client
 from datakeep.config import Settings
-from datakeep.server.accounts import Accounts, ApiKey
+from datakeep.errors import AuthenticationFailed
 from datakeep.server.tokens import UrlSigner
 
 
@@ -23,9 +23,10 @@ class ServerState:
     def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog(settings.catalog_url)
-        self.accounts = Accounts(self.catalog)
         self.signer = UrlSigner.for_settings(settings)
         self._root = Client(settings, progress=False, catalog=self.catalog)
+        #: Teams and keys (the library's AdminService, over the same catalog).
+        self.admin = self._root.admin
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
 
@@ -59,16 +60,25 @@ def api_key_from(request: Request) -> str | None:
     return None
 
 
-def current_key(request: Request, state: Annotated[ServerState, Depends(get_state)]) -> ApiKey:
-    return state.accounts.authenticate(api_key_from(request))
+def current_team(request: Request, state: Annotated[ServerState, Depends(get_state)]) -> str:
+    """The team of the request's API key. Every failure reads the same, so a caller learns nothing
+    about which keys exist or were revoked."""
+    key = api_key_from(request)
+    team_id = state.admin.authenticate(key) if key and len(key) <= 200 else None
+    if team_id is None:
+        raise AuthenticationFailed(
+            "Invalid or missing API key",
+            hint="Send a key from `datakeep admin keys create` in X-API-Key or Authorization: Bearer",
+        )
+    return team_id
 
 
 def team_client(
-    key: Annotated[ApiKey, Depends(current_key)], state: Annotated[ServerState, Depends(get_state)]
+    team_id: Annotated[str, Depends(current_team)], state: Annotated[ServerState, Depends(get_state)]
 ) -> Client:
-    return state.client_for(key.team_id)
+    return state.client_for(team_id)
 
 
 TeamClient = Annotated[Client, Depends(team_client)]
 State = Annotated[ServerState, Depends(get_state)]
-CurrentKey = Annotated[ApiKey, Depends(current_key)]
+CurrentTeam = Annotated[str, Depends(current_team)]
