@@ -7,9 +7,11 @@ only where that backend cannot make a namespace on this machine.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -332,3 +334,52 @@ def test_run_leaves_no_scratch_behind(dirs: tuple[Path, Path], private_tempdir: 
     spec = _spec(dirs, 'mkdir -p "$TMPDIR/d" && echo x > "$TMPDIR/d/f" && chmod 000 "$TMPDIR/d"', mode="env")
     assert run_sandboxed(spec, on_output=Collected()) == 0
     assert list(private_tempdir.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to become another user"
+)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_as_an_unprivileged_user(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The argv built for a non-root user works when run as one (uid 65534, no capabilities).
+
+    Python itself is not readable by that user here, so the argv is built in this process (as
+    the non-root code path builds it) and run with ``setpriv``.
+    """
+    base = Path(tempfile.mkdtemp(prefix="datakeep-nonroot-", dir="/tmp"))
+    try:
+        for sub in ("in", "out", "scratch", "root"):
+            (base / sub).mkdir()
+        (base / "in" / "a.txt").write_text("hi\n")
+        for path in [base, *base.iterdir()]:
+            path.chmod(0o777)
+        (base / "in" / "a.txt").chmod(0o666)
+        monkeypatch.setattr(sandbox.os, "geteuid", lambda: 65534)
+        checked = sandbox._check_spec(
+            SandboxSpec("x", [Mount(base / "in", "/datasets/in"), Mount(base / "out", "/datasets/out", True)])
+        )
+        cmd = "cat /datasets/in/a.txt; echo x > /datasets/in/a.txt || echo ro; echo y > /datasets/out/b && echo wrote"
+        if backend == "bwrap":
+            argv = sandbox._bwrap_argv(
+                shutil.which("bwrap") or "bwrap", checked, base / "scratch", "/tmp", cmd
+            )
+        else:
+            argv = sandbox._unshare_argv(
+                shutil.which("unshare") or "unshare", checked, base / "scratch", base / "root", "/tmp", cmd
+            )
+        monkeypatch.undo()
+        drop = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ]
+        done = subprocess.run([*drop, "--", *argv], capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "hi\nro\nwrote\n"
+        assert (base / "in" / "a.txt").read_text() == "hi\n"
+        assert (base / "out" / "b").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -227,8 +227,9 @@ def _unshare_argv(
             )
     for top, whole in tops.items():
         if not whole:
-            lines.append(f"mount -o remount,ro {q(root + '/' + top)}")
-    lines.append(f"mount -o remount,ro {q(root)}")
+            lines.append(f"mount -o remount,bind,ro {q(root + '/' + top)}")
+    # A bind remount changes only this mount point's flags: allowed in a user namespace too.
+    lines.append(f"mount -o remount,bind,ro {q(root)}")
     # This shell is PID 1 of the new PID namespace, which ignores even SIGKILL from inside; the
     # command runs as its child so that ``kill -9 $$`` and signal exit codes behave normally.
     inner_cmd = 'cd "$1" || exit 126; /bin/sh -c "$2"; exit $?'
