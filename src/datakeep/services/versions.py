@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datakeep.domain.models import Change, Version
 from datakeep.domain.refs import parse_bare_dataset_id, parse_ref
 from datakeep.errors import InvalidInput, VersionCommitted
 from datakeep.services.context import Context
+
+if TYPE_CHECKING:
+    from datakeep.storage.content import ContentStore
+
+logger = logging.getLogger(__name__)
 
 
 def check_sources(source_paths: Sequence[str | Path]) -> list[str]:
@@ -29,6 +36,23 @@ def check_sources(source_paths: Sequence[str | Path]) -> list[str]:
 
 def os_path_exists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
+
+
+def _record(content: ContentStore, version: Version) -> None:
+    """Write the recovery record of a version the catalog has already committed.
+
+    The commit has happened by then, so failing the command would report an error for a version
+    that exists and is usable; the record only serves ``admin rebuild-catalog``. Warn instead.
+    """
+    try:
+        content.write_version_record(version)
+    except OSError as exc:
+        logger.warning(
+            "Committed %s, but could not write its recovery record to storage (%s); "
+            "the version is usable, the record only serves rebuilding the catalog from storage",
+            version.ref,
+            exc,
+        )
 
 
 class VersionsService:
@@ -88,7 +112,7 @@ class VersionsService:
             commit=commit,
         )
         if commit:
-            content.write_version_record(version)
+            _record(content, version)
         return version
 
     def update(self, ref: str, *, message: str) -> Version:
@@ -104,7 +128,7 @@ class VersionsService:
             raise VersionCommitted(f"Dataset version {version.ref} is already committed")
         committed = self._ctx.catalog.commit_version(self._ctx.team_id, version.dataset_id, version.version)
         dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, version.dataset_id)
-        self._ctx.content(dataset).write_version_record(committed)
+        _record(self._ctx.content(dataset), committed)
         return committed
 
     def delete(self, ref: str) -> Version:
