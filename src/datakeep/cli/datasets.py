@@ -131,6 +131,7 @@ def versions() -> None:
     type=bool,
     is_flag=False,
     flag_value=True,
+    metavar="[true|false]",
     default=True,
     show_default=True,
     help="List committed versions (true) or uncommitted ones (false).",
@@ -320,6 +321,7 @@ def files() -> None:
     type=bool,
     is_flag=False,
     flag_value=True,
+    metavar="[true|false]",
     default=False,
     help="List files in sub-directories too (--recursive or --recursive=true).",
 )
