@@ -1,0 +1,261 @@
+"""``RemoteClient``: the :class:`datakeep.Client` interface, spoken to a datakeep server.
+
+``datakeep.connect()`` returns one when ``DATAKEEP_API_URL`` is set. Each service method runs
+the same library call on the server (``/datakeep/v1/call``) and returns the same value objects,
+so the CLI prints the same output in both modes. Methods that move bytes (``files.put``,
+``files.get``, ``versions.create`` with sources) transfer them directly between this machine and
+the storage provider through presigned URLs; see :mod:`datakeep.remote.files`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from datakeep.config import Settings
+from datakeep.domain.models import Dataset, StorageProvider, Tag, Version
+from datakeep.errors import InvalidInput
+from datakeep.remote import codec
+from datakeep.remote.http import Session
+
+
+class _Service:
+    name = ""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _call(self, method: str, *args: Any, long: bool = False, **kwargs: Any) -> Any:
+        body = {"service": self.name, "method": method, "args": list(args), "kwargs": kwargs}
+        answer = self._session.request("POST", "/datakeep/v1/call", json=body, long=long)
+        return codec.decode(answer["result"])
+
+
+class RemoteDatasets(_Service):
+    name = "datasets"
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> list[Dataset]:
+        return self._call("list", limit=limit, offset=offset)
+
+    def get(self, dataset_id: str) -> Dataset:
+        return self._call("get", dataset_id)
+
+    def create(
+        self, *, name: str, storage_provider_id: str | None = None, description: str | None = None
+    ) -> Dataset:
+        return self._call(
+            "create", name=name, storage_provider_id=storage_provider_id, description=description
+        )
+
+    def update(self, dataset_id: str, *, name: str | None = None, description: str | None = None) -> Dataset:
+        return self._call("update", dataset_id, name=name, description=description)
+
+    def delete(self, dataset_id: str) -> None:
+        self._call("delete", dataset_id)
+
+
+class RemoteVersions(_Service):
+    name = "versions"
+
+    def __init__(self, session: Session, client: RemoteClient) -> None:
+        super().__init__(session)
+        self._client = client
+
+    def list(
+        self, dataset_id: str, *, is_committed: bool | None = True, limit: int | None = None, offset: int = 0
+    ) -> list[Version]:
+        return self._call("list", dataset_id, is_committed=is_committed, limit=limit, offset=offset)
+
+    def get(self, ref: str) -> Version:
+        return self._call("get", ref)
+
+    def literal(self, ref: str) -> Version:
+        return self._call("literal", ref)
+
+    def create(
+        self,
+        dataset_id: str,
+        *,
+        message: str | None = None,
+        source_paths: Sequence[str | Path] = (),
+        commit: bool = True,
+        **_ignored: Any,
+    ) -> Version:
+        """With sources: an uncommitted version is created, filled, then committed. If interrupted,
+        the uncommitted version stays behind (``versions list --isCommitted false``); run
+        ``files put`` and ``versions commit`` on it, or delete it."""
+        if not source_paths:
+            return self._call("create", dataset_id, message=message)
+        from datakeep.services.versions import check_sources
+
+        check_sources(source_paths)  # fail before creating anything, as in embedded mode
+        version: Version = self._call("create", dataset_id, message=message)
+        version = self._client.files.put(version.ref, source_paths=source_paths, target_path="/")
+        if commit:
+            version = self.commit(version.ref)
+        return version
+
+    def update(self, ref: str, *, message: str) -> Version:
+        return self._call("update", ref, message=message)
+
+    def commit(self, ref: str) -> Version:
+        return self._call("commit", ref, long=True)
+
+    def delete(self, ref: str) -> Version:
+        return self._call("delete", ref)
+
+    def diff(self, old_ref: str, new_ref: str) -> Iterator[Any]:
+        return iter(self._call("diff", old_ref, new_ref))
+
+
+class RemoteTags(_Service):
+    name = "tags"
+
+    def list(self, dataset_id: str, *, limit: int | None = None, offset: int = 0) -> list[Tag]:
+        return self._call("list", dataset_id, limit=limit, offset=offset)
+
+    def get(self, ref: str) -> Tag:
+        return self._call("get", ref)
+
+    def set(self, ref: str, *, name: str) -> Tag:
+        return self._call("set", ref, name=name)
+
+    def delete(self, ref: str) -> Tag:
+        return self._call("delete", ref)
+
+
+class RemoteStorageProviders(_Service):
+    name = "storage_providers"
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> list[StorageProvider]:
+        return self._call("list", limit=limit, offset=offset)
+
+    def get(self, provider_id: str) -> StorageProvider:
+        return self._call("get", provider_id)
+
+    def create(self, *, name: str, type: str, config: dict[str, Any]) -> StorageProvider:
+        return self._call("create", name=name, type=type, config=config)
+
+    def update(
+        self, provider_id: str, *, name: str | None = None, config: dict[str, Any] | None = None
+    ) -> StorageProvider:
+        return self._call("update", provider_id, name=name, config=config)
+
+    def delete(self, provider_id: str) -> None:
+        self._call("delete", provider_id)
+
+
+class RemoteJobs(_Service):
+    """Jobs run on the server's machine, next to the cluster's shared-storage cache."""
+
+    name = "jobs"
+
+    def create(
+        self,
+        *,
+        command: str,
+        datasets: Sequence[str] = (),
+        on_output: Any = None,
+        on_notice: Any = None,
+        on_created: Any = None,
+        **options: Any,
+    ) -> Any:
+        body = {
+            "command": command,
+            "datasets": list(datasets),
+            **{k: v for k, v in options.items() if v is not None},
+        }
+        created = self._session.request("POST", "/datakeep/v1/jobs", json=body)
+        job_id = created["id"]
+        if on_created is not None:
+            on_created(job_id)
+        if on_output is not None:
+            for chunk in self.follow(job_id):
+                on_output(chunk)
+        return self.wait(job_id)
+
+    def wait(self, job_id: str, *, poll: float = 0.5) -> Any:
+        while True:
+            job = self.get(job_id)
+            if job.state not in ("Pending", "Running"):
+                return job
+            time.sleep(poll)
+
+    def follow(self, job_id: str, *, poll: float = 0.5) -> Iterator[bytes]:
+        line = 0
+        while True:
+            job = self.get(job_id)
+            lines: list[str] = self.logs(job_id, line=line)
+            for text in lines:
+                yield (text + "\n").encode()
+            line += len(lines)
+            if job.state not in ("Pending", "Running") and not lines:
+                return
+            if not lines:
+                time.sleep(poll)
+
+    def get(self, job_id: str) -> Any:
+        return self._call("get", job_id)
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> Any:
+        return self._call("list", limit=limit, offset=offset)
+
+    def logs(self, job_id: str, *, line: int = 0, limit: int | None = None) -> Any:
+        return self._call("logs", job_id, line=line, limit=limit)
+
+    def lineage(self, ref: str, *, depth: int = 20) -> Any:
+        return self._call("lineage", ref, depth=depth)
+
+    def producer(self, ref: str) -> Any:
+        return self._call("producer", ref)
+
+
+class RemoteExperiments(_Service):
+    name = "experiments"
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> Any:
+        return self._call("list", limit=limit, offset=offset)
+
+    def get(self, experiment_id: str) -> Any:
+        return self._call("get", experiment_id)
+
+    def logs(self, experiment_id: str, *, process: str | None = None) -> Any:
+        return self._call("logs", experiment_id, process=process)
+
+    def __getattr__(self, name: str) -> Any:
+        raise InvalidInput(
+            f"experiments {name} is not available through a datakeep server yet",
+            hint="Run it on the server's machine, or with Gradient's CLI (gradient experiments run)",
+        )
+
+
+class RemoteClient:
+    """Same attributes and methods as :class:`datakeep.Client`, over HTTP."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, progress: bool | None = None, **_ignored: Any
+    ) -> None:
+        from datakeep.remote.files import RemoteFiles
+
+        self.settings = settings or Settings.from_env()
+        self.session = Session(self.settings.api_url or "", self.settings.api_key)
+        self.progress = progress
+        self.datasets = RemoteDatasets(self.session)
+        self.versions = RemoteVersions(self.session, self)
+        self.tags = RemoteTags(self.session)
+        self.files = RemoteFiles(self.session, self)
+        self.storage_providers = RemoteStorageProviders(self.session)
+
+    @cached_property
+    def jobs(self) -> RemoteJobs:
+        return RemoteJobs(self.session)
+
+    @cached_property
+    def experiments(self) -> RemoteExperiments:
+        return RemoteExperiments(self.session)
+
+    def close(self) -> None:
+        self.session.close()

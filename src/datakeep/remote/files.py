@@ -1,0 +1,274 @@
+"""Files of a version, in remote mode: the bytes never pass through the server (for S3 providers).
+
+``put``: scan the sources exactly as the embedded engine does, hash every file (BLAKE3), ask
+the server which digests its storage provider lacks, upload only those, each to the version's
+upload area through a presigned URL (multipart for large files), then ask the server to lay
+the files into the version: the uploaded ones it hashes again itself (it never trusts a
+client's digest for bytes it stores), the others it links by digest.
+
+``get``: list the files with their digests, get presigned URLs in batches, download them in
+parallel to temporary names, check each against its digest, and rename into place.
+
+On a ``local`` provider the URLs point at the server, which streams the bytes itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from datakeep.domain.models import FileEntry, Version
+from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, StorageError
+from datakeep.remote import codec
+from datakeep.remote.http import Session
+from datakeep.storage.hashing import EMPTY_DIGEST, digest_bytes, digest_file
+
+if TYPE_CHECKING:
+    from datakeep.remote.client import RemoteClient
+
+WORKERS = 8
+#: Presigned URLs asked for in one request.
+BATCH = 64
+#: Files above this go up in parts (S3 allows 5 GiB in one PUT; parts are retried one by one).
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+PART_SIZE = 64 * 1024 * 1024
+PART_ATTEMPTS = 5
+
+
+class _Scanner:
+    """The storage engine's source walk (same file set, names and symlink rules as embedded mode)."""
+
+    from datakeep.storage.content import ContentStore as _Store
+
+    _scan = _Store._scan
+    _walk = _Store._walk
+
+
+def _split_ref(version: Version) -> tuple[str, str]:
+    return version.dataset_id, version.version
+
+
+class RemoteFiles:
+    def __init__(self, session: Session, client: RemoteClient) -> None:
+        self._session = session
+        self._client = client
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        body = {"service": "files", "method": method, "args": list(args), "kwargs": kwargs}
+        return codec.decode(
+            self._session.request("POST", "/datakeep/v1/call", json=body, long=True)["result"]
+        )
+
+    def _presign(self, version: Version, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ds, ver = _split_ref(version)
+        answer: list[dict[str, Any]] = self._session.request(
+            "POST", f"/datasets/{ds}/versions/{ver}/s3/preSignedUrls", json={"calls": calls}
+        )
+        return answer
+
+    # READING
+
+    def list(self, ref: str, *, path: str = "/", recursive: bool = False) -> list[FileEntry]:
+        return self._call("list", ref, path=path, recursive=recursive)
+
+    def get(self, ref: str, *, target_path: str | Path, source_paths: Sequence[str] | None = None) -> int:
+        version = self._client.versions.get(ref)
+        target = Path(target_path).expanduser()
+        if target.exists() and not target.is_dir():
+            raise InvalidInput(
+                f"{target_path} already exists and is not a directory", hint="Pass a directory"
+            )
+        everything = [e for e in self.list(version.ref, path="/", recursive=True) if not e.is_dir]
+        selected: dict[str, FileEntry] = {}
+        wanted = [] if not source_paths or list(source_paths) == ["/"] else list(source_paths)
+        if not wanted:
+            selected = {e.path: e for e in everything}
+        for source in wanted:
+            base = "/".join(p for p in source.split("/") if p)
+            matched = {
+                e.path: e for e in everything if not base or e.path == base or e.path.startswith(base + "/")
+            }
+            if not matched:
+                self.list(version.ref, path=source)  # raises the embedded mode's "not found" error
+            selected.update(matched)
+        target.mkdir(parents=True, exist_ok=True)
+        keys = sorted(selected)
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-get") as pool:
+            for start in range(0, len(keys), BATCH):
+                batch = keys[start : start + BATCH]
+                urls = self._presign(version, [{"method": "getObject", "params": {"Key": k}} for k in batch])
+                futures = [
+                    pool.submit(self._download, answer["url"], target, key, selected[key])
+                    for key, answer in zip(batch, urls, strict=True)
+                ]
+                for future in futures:
+                    future.result()
+        return len(keys)
+
+    def _download(self, url: str, target: Path, key: str, entry: FileEntry) -> None:
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise InvalidPath(f"Invalid file path from the server: {key!r}")
+        dest = target.joinpath(*parts)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or dest.is_dir():
+            raise InvalidPath(f"{dest} already exists", hint="Choose an empty --target-path, or remove it")
+        temp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
+        try:
+            with self._session.transfers.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise StorageError(f"Download of {key} failed: HTTP {response.status_code}")
+                with open(temp, "wb") as out:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        out.write(chunk)
+            if entry.digest and digest_file(temp) != entry.digest:
+                raise IntegrityError(f"{key}: the downloaded bytes do not match their digest")
+            os.replace(temp, dest)
+        except httpx.HTTPError as exc:
+            raise StorageError(f"Download of {key} failed: {exc}", hint="Run the command again") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+    # WRITING
+
+    def delete(self, ref: str, *, paths: Sequence[str] | None = None, all: bool = False) -> Version:
+        return self._call("delete", ref, paths=list(paths) if paths else None, all=all)
+
+    def put(self, ref: str, *, source_paths: Sequence[str | Path], target_path: str = "/") -> Version:
+        from datakeep.services.versions import check_sources
+
+        if not source_paths:
+            raise InvalidInput("Nothing to upload", hint="Pass at least one --source-path")
+        sources = check_sources(source_paths)
+        version = self._client.versions.literal(ref)
+        if version.is_committed:
+            from datakeep.errors import VersionCommitted
+
+            raise VersionCommitted(
+                f"Dataset version {version.ref} is committed: its files cannot change",
+                hint="Create a new version: datakeep datasets versions create",
+            )
+        target_parts = [p for p in str(target_path).split("/") if p]
+        scanner: Any = _Scanner()
+        found: dict[str, Any] = {}
+        for source in sources:
+            for f in scanner._scan(source, target_parts):
+                found[f.dest] = f
+        files = sorted(found.values(), key=lambda f: f.parts)
+
+        def hash_one(f: Any) -> tuple[Any, str]:
+            if f.size == 0:
+                return f, EMPTY_DIGEST
+            if f.size < 1024 * 1024:
+                with open(f.path, "rb") as handle:
+                    return f, digest_bytes(handle.read())
+            return f, digest_file(f.path)
+
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-hash") as pool:
+            hashed = list(pool.map(hash_one, files))
+        ds, ver = _split_ref(version)
+        digests = sorted({d for _, d in hashed if d != EMPTY_DIGEST})
+        missing: set[str] = set()
+        for start in range(0, len(digests), 10_000):
+            answer = self._session.request(
+                "POST",
+                f"/datakeep/v1/datasets/{ds}/versions/{ver}/missing",
+                json={"digests": digests[start : start + 10_000]},
+            )
+            missing.update(answer["missing"])
+        # One upload per missing digest; the other files with the same content are linked.
+        upload: dict[str, Any] = {}
+        for f, digest in hashed:
+            if digest in missing and digest not in upload:
+                upload[digest] = f
+        uploaded = {f.dest for f in upload.values()}
+        self._upload(version, list(upload.values()))
+        links = [{"path": f.dest, "digest": d, "size": f.size} for f, d in hashed if f.dest not in uploaded]
+        answer = self._session.request(
+            "POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/link", json={"files": links}, long=True
+        )
+        return codec.decode(answer["result"])
+
+    def _upload(self, version: Version, files: Sequence[Any]) -> None:
+        small = [f for f in files if f.size <= MULTIPART_THRESHOLD]
+        large = [f for f in files if f.size > MULTIPART_THRESHOLD]
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-put") as pool:
+            for start in range(0, len(small), BATCH):
+                batch = small[start : start + BATCH]
+                urls = self._presign(
+                    version, [{"method": "putObject", "params": {"Key": f.dest}} for f in batch]
+                )
+                futures = [pool.submit(self._put, a["url"], f) for f, a in zip(batch, urls, strict=True)]
+                for future in futures:
+                    future.result()
+            for f in large:
+                self._multipart(version, f, pool)
+
+    def _put(self, url: str, f: Any) -> None:
+        with open(f.path, "rb") as handle:
+            data = handle.read()
+        if len(data) != f.size:
+            raise InvalidInput(f"{f.path} changed while it was being read", hint="Run the command again")
+        response = self._session.transfers.put(
+            url, content=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        if response.status_code not in (200, 201, 204):
+            raise StorageError(
+                f"Upload of {f.dest} failed: HTTP {response.status_code} {response.text[:200]}"
+            )
+
+    def _multipart(self, version: Version, f: Any, pool: ThreadPoolExecutor) -> None:
+        created = self._presign(version, [{"method": "createMultipartUpload", "params": {"Key": f.dest}}])
+        upload_id = created[0]["url"]["UploadId"]
+        count = (f.size + PART_SIZE - 1) // PART_SIZE
+
+        def part(number: int) -> dict[str, Any]:
+            with open(f.path, "rb") as handle:
+                handle.seek((number - 1) * PART_SIZE)
+                chunk = handle.read(PART_SIZE)
+            for attempt in range(PART_ATTEMPTS):
+                url = self._presign(
+                    version,
+                    [
+                        {
+                            "method": "uploadPart",
+                            "params": {"Key": f.dest, "UploadId": upload_id, "PartNumber": number},
+                        }
+                    ],
+                )[0]["url"]
+                try:
+                    response = self._session.transfers.put(url, content=chunk)
+                except httpx.HTTPError:
+                    if attempt == PART_ATTEMPTS - 1:
+                        raise
+                    continue
+                if response.status_code == 200:
+                    return {"ETag": response.headers["ETag"].strip('"'), "PartNumber": number}
+            raise StorageError(f"Upload of part {number} of {f.dest} failed", hint="Run the command again")
+
+        try:
+            parts = list(pool.map(part, range(1, count + 1)))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._presign(
+                    version,
+                    [{"method": "abortMultipartUpload", "params": {"Key": f.dest, "UploadId": upload_id}}],
+                )
+            raise
+        self._presign(
+            version,
+            [
+                {
+                    "method": "completeMultipartUpload",
+                    "params": {"Key": f.dest, "UploadId": upload_id, "MultipartUpload": {"Parts": parts}},
+                }
+            ],
+        )

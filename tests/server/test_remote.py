@@ -1,0 +1,172 @@
+"""The datakeep CLI in remote mode (DATAKEEP_API_URL + DATAKEEP_API_KEY) against a real server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from datakeep.cli.common import reset_client
+from datakeep.cli.main import main
+from fixtures.s3 import MakeBucket, S3Server
+
+from .conftest import RunningServer
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+IDS = re.compile(r"\b(ds|sp)[0-9a-z]{13}\b|(?<=:)[0-9a-z]{7}\b")
+
+
+class Cli:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+
+    def __call__(self, *args: str, ok: bool = True) -> str:
+        reset_client()
+        self._capsys.readouterr()
+        code = main(list(args))
+        out, err = self._capsys.readouterr()
+        if ok:
+            assert code == 0, f"datakeep {' '.join(args)} -> {code}\n{out}\n{err}"
+        else:
+            assert code != 0, f"datakeep {' '.join(args)} should have failed\n{out}"
+            return err
+        return out
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(capsys)
+
+
+@pytest.fixture
+def remote(dk_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
+    monkeypatch.setenv("DATAKEEP_API_URL", dk_server.url)
+    monkeypatch.setenv("DATAKEEP_API_KEY", dk_server.new_key())
+    reset_client()
+    return dk_server
+
+
+def _data(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha\n")
+    (root / "sub" / "b.txt").write_text("beta\n")
+    (root / "empty").write_bytes(b"")
+    (root / "big.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB: stored whole, not packed
+    return root
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _story(cli: Cli, data: Path, out: Path, provider: list[str]) -> list[str]:
+    """The seed's story; returns each command's output."""
+    outputs = []
+    created = cli("datasets", "create", "--name", "mnist", *provider)
+    outputs.append(created)
+    ds = re.search(r"ds[0-9a-z]{13}", created)
+    assert ds, created
+    ds_id = ds.group(0)
+    made = cli("datasets", "versions", "create", f"--id={ds_id}", f"--source-path={data}/")
+    outputs.append(made)
+    ver = re.search(rf"{ds_id}:([0-9a-z]{{7}})", made)
+    assert ver, made
+    ref = f"{ds_id}:{ver.group(1)}"
+    outputs.append(cli("datasets", "tags", "set", f"--id={ref}", "--name=prod"))
+    outputs.append(cli("datasets", "list"))
+    outputs.append(cli("datasets", "details", f"--id={ds_id}"))
+    outputs.append(cli("datasets", "versions", "list", f"--id={ds_id}"))
+    outputs.append(cli("datasets", "versions", "details", f"--id={ds_id}:prod"))
+    outputs.append(cli("datasets", "tags", "list", f"--id={ds_id}"))
+    outputs.append(cli("datasets", "files", "list", f"--id={ref}"))
+    outputs.append(cli("datasets", "files", "list", f"--id={ds_id}:latest", "--recursive"))
+    outputs.append(cli("datasets", "files", "get", f"--id={ref}", f"--target-path={out}"))
+    assert _tree(out) == _tree(data)
+    return outputs
+
+
+def test_remote_output_is_the_embedded_output(
+    cli: Cli, tmp_path: Path, dk_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp_path / "some-data")
+    embedded = _story(cli, data, tmp_path / "out-embedded", [])
+    monkeypatch.setenv("DATAKEEP_API_URL", dk_server.url)
+    monkeypatch.setenv("DATAKEEP_API_KEY", dk_server.new_key())
+    remote = _story(cli, data, tmp_path / "out-remote", [])
+    # Same text, once IDs are blanked; the default provider's name is the same, its path is not shown.
+    assert [IDS.sub("<id>", o) for o in remote] == [IDS.sub("<id>", o) for o in embedded]
+
+
+def test_remote_mode_with_an_s3_provider_uploads_only_missing_content(
+    cli: Cli,
+    remote: RunningServer,
+    s3: S3Server,
+    make_bucket: MakeBucket,
+    s3_client: S3Client,
+    tmp_path: Path,
+) -> None:
+    bucket = make_bucket("remote-bucket")
+    out = cli(
+        "storageProviders", "create", "s3", "--name", "moto", f"--bucket={bucket}",
+        f"--accessKey={s3.access_key}", f"--secretAccessKey={s3.secret_key}",
+        f"--endpoint={s3.endpoint_url}", f"--region={s3.region}",
+    )  # fmt: skip
+    sp = re.search(r"sp[0-9a-z]{13}", out)
+    assert sp, out
+    details = cli("storageProviders", "details", f"--id={sp.group(0)}")
+    assert s3.secret_key not in details
+    data = _data(tmp_path / "data")
+    outputs = _story(cli, data, tmp_path / "out", [f"--storageProviderId={sp.group(0)}"])
+    ds = re.search(r"ds[0-9a-z]{13}", outputs[0])
+    assert ds
+    keys_before = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []))
+    assert any(k.startswith("blobs/") for k in keys_before), keys_before
+    assert not any(k.startswith("uploads/") for k in keys_before)
+
+    # Same content again, plus one new file: only the new file travels.
+    (data / "new.txt").write_text("new\n")
+    made = cli("datasets", "versions", "create", f"--id={ds.group(0)}", f"--source-path={data}/")
+    assert "Committed dataset version" in made
+    keys_after = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []))
+    new = sorted(set(keys_after) - set(keys_before))
+    assert not any(k.startswith("blobs/") for k in new), new
+    files = cli("datasets", "files", "list", f"--id={ds.group(0)}:latest", "--recursive")
+    assert "new.txt" in files
+    assert "big.bin" in files
+
+
+def test_remote_errors_match_embedded(cli: Cli, remote: RunningServer, tmp_path: Path) -> None:
+    err = cli("datasets", "details", "--id=ds0000000000000", ok=False)
+    assert "not found" in err.lower()
+    created = cli("datasets", "create", "--name", "x")
+    ds = re.search(r"ds[0-9a-z]{13}", created)
+    assert ds
+    made = cli(
+        "datasets", "versions", "create", f"--id={ds.group(0)}", f"--source-path={_data(tmp_path / 'd')}"
+    )
+    ver = re.search(r":([0-9a-z]{7})", made)
+    assert ver
+    err = cli(
+        "datasets",
+        "files",
+        "put",
+        f"--id={ds.group(0)}:{ver.group(1)}",
+        f"--source-path={tmp_path}",
+        ok=False,
+    )
+    assert "committed" in err.lower()
+    err = cli("datasets", "versions", "create", f"--id={ds.group(0)}", "--source-path=/no/such/dir", ok=False)
+    assert "Source path not found: /no/such/dir" in err
+
+
+def test_remote_without_a_key_says_how_to_fix_it(
+    cli: Cli, dk_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATAKEEP_API_URL", dk_server.url)
+    monkeypatch.setenv("DATAKEEP_API_KEY", "dk_not-a-key")
+    err = cli("datasets", "list", ok=False)
+    assert "Invalid or missing API key" in err
