@@ -16,7 +16,7 @@ import pytest
 from datakeep.client import Client
 from datakeep.config import Settings
 from datakeep.domain.models import SECRET_MASK
-from datakeep.errors import InvalidInput, SandboxUnavailable, VersionNotCommitted
+from datakeep.errors import InvalidInput, QuotaExceeded, SandboxUnavailable, VersionNotCommitted
 from datakeep.runner import sandbox
 from datakeep.services.jobs import parse_env, redact_env
 
@@ -285,3 +285,37 @@ def test_kill_9_leaves_output_uncommitted_and_cache_consistent(client: Client, t
     assert client.cache.verify() == []
     assert [v.pins for v in client.cache.list()] == [()]  # the dead job's pin no longer holds
     assert (runs / job_id / "outputs" / "o" / "part.txt").read_text() == "partial\n"
+
+
+@NEEDS_NS
+def test_cache_cap_never_evicts_a_running_jobs_input(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = client.datasets.create(name="in").id
+    v1 = make_version(client, tmp_path, ds, {"big.bin": "1" * 1000})
+    v2 = make_version(client, tmp_path, ds, {"big.bin": "2" * 1000})
+    proc = _spawn(tmp_path, "touch /datasets/o/started; exec sleep 120", [f"i@{v1}", f"o@{ds}"])
+    (tmp_path / "go").touch()
+    runs = client.settings.runs_path / "jobs"
+    try:
+        deadline = time.monotonic() + 60
+        while not list(runs.glob("*/outputs/o/started")):
+            assert proc.poll() is None, "the job ended early"
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.02)
+        # Room for one version only, and the running job's input holds it.
+        monkeypatch.setenv("DATAKEEP_CACHE_MAX_SIZE", "1500")
+        capped = Client(Settings.from_env(), progress=False)
+        try:
+            with pytest.raises(QuotaExceeded):
+                capped.cache.materialize(v2)
+            assert [v.key for v in capped.cache.list()] == [v1.replace(":", "/")]
+            proc.send_signal(signal.SIGKILL)  # the job ends: its pin no longer holds
+            proc.wait()
+            capped.cache.materialize(v2)
+            assert [v.key for v in capped.cache.list()] == [v2.replace(":", "/")]
+        finally:
+            capped.close()
+    finally:
+        proc.kill()
+        proc.wait()
