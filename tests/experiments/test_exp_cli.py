@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,14 @@ def test_seed_command_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_
         Bucket="another-bucket", Key="another-dataset.zip", Body=zip_bytes({"c.txt": b"C"})
     )["VersionId"]
     ep = exp_s3.endpoint
+    # A local clone source stands in for github.com/Paperspace/mnist-sample (no network here).
+    workspace = tmp_path / "mnist-sample"
+    workspace.mkdir()
+    (workspace / "mnist.py").write_text("print('mnist')\n")
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(workspace)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "sample"], check=True)
     # The seed's command, with its fake keys, pointed at the local S3 server.
     args = [
         "experiments", "run", "singlenode",
@@ -45,9 +54,9 @@ def test_seed_command_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_
         "--experimentEnv", '{"EPOCHS_EVAL":5,"TRAIN_EPOCHS":10,"MAX_STEPS":1000,"EVAL_SECS":10}',
         "--container", "tensorflow/tensorflow:1.13.1-gpu-py3",
         "--machineType", "K80",
-        "--command", 'cat "/data/dataset A/a.txt" "/data/dataset B/b.txt" "/data/dataset C/c.txt"; '
+        "--command", 'test -f mnist.py && cat "/data/dataset A/a.txt" "/data/dataset B/b.txt" "/data/dataset C/c.txt"; '
         'echo " epochs=$TRAIN_EPOCHS"; echo model > /artifacts/model.txt',
-        "--workspaceUrl", "https://github.com/Paperspace/mnist-sample.git",
+        "--workspaceUrl", f"file://{workspace}",
         "--modelType", "Tensorflow",
         "--modelPath", "/artifacts",
         "--datasetUri", "s3://bucket-name/my-dataset.zip",
@@ -151,8 +160,9 @@ def test_options_file_with_dataset_objects_and_multinode(
                 "name": "multi",
                 "workerCount": 2,
                 "parameterServerCount": 1,
-                "workerCommand": 'cat /data/train/t.txt; echo " $TYPE$INDEX"',
-                "parameterServerCommand": 'echo "ps $INDEX"',
+                # Workers wait for their parameter server, which serves until they are done.
+                "workerCommand": 'until [ -e /artifacts/ps-up ]; do sleep 0.05; done; cat /data/train/t.txt; echo " $TYPE$INDEX"',
+                "parameterServerCommand": 'echo "ps $INDEX"; touch /artifacts/ps-up; sleep 600',
                 "datasets": [
                     {
                         "uri": "s3://bucket/train.zip",

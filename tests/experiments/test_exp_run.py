@@ -96,7 +96,8 @@ def test_seed_three_dataset_command_on_local_endpoint(
         command=(
             'cat "/data/dataset A/train/a.txt" "/data/dataset B/b.txt" "/data/dataset C/c.txt" > /artifacts/out.txt;'
             ' echo "$TRAIN_EPOCHS" >> /artifacts/out.txt;'
-            ' touch "/data/dataset A/new" 2>/dev/null && echo writable >> /artifacts/out.txt; exit 0'
+            ' touch "/data/dataset A/new" 2>/dev/null && echo writable >> /artifacts/out.txt;'
+            " ls /storage/data >> /artifacts/out.txt; exit 0"
         ),
         info={"projectId": "prj1", "container": "tensorflow/tensorflow:1.13.1-gpu-py3", "machineType": "K80"},
     )
@@ -104,9 +105,10 @@ def test_seed_three_dataset_command_on_local_endpoint(
     result = runner(tmp_path, on_output=lambda _label, data: output.append(data)).run(plan)
     assert result.exit_code == 0, b"".join(output)
     # The old version of A (A1), not the current one (A2); the artifacts stay after the run.
-    assert (result.artifacts / "out.txt").read_text() == "A1BC10\n"
     shared = sorted(p.name for p in (tmp_path / "shared" / "data").iterdir() if not p.name.startswith("."))
     assert shared == [f"dataset A-{etag_a}-{version_a}", "dataset B", f"dataset C-{version_c}"]
+    # Also visible under their shared-storage names, as in Gradient's /storage/data.
+    assert (result.artifacts / "out.txt").read_text() == "A1BC10\n" + "".join(f"{name}\n" for name in shared)
     # Run records: URI, ETag, VersionId, size and place, never the keys.
     text = json.dumps([plan.record(), list(result.datasets)])
     for secret in (KEY_A, SECRET_A, KEY_C, SECRET_C):
@@ -164,15 +166,17 @@ def test_multinode_dynamic_downloads_per_process_shared_once(
     )
     clients = CountingClients()
     command = (
-        'cat /data/dyn/d.txt /data/shared.csv/shared.csv > "/artifacts/$TYPE-$INDEX";'
-        ' echo "$TF_CONFIG" > "/artifacts/$TYPE-$INDEX.json"'
+        'cat /data/dyn/d.txt /data/shared.csv/shared.csv > "/artifacts/$TYPE-$INDEX.tmp";'
+        ' echo "$TF_CONFIG" > "/artifacts/$TYPE-$INDEX.json"; mv "/artifacts/$TYPE-$INDEX.tmp" "/artifacts/$TYPE-$INDEX"'
     )
+    # Workers wait for the parameter server, as real ones do: it is stopped when they finish.
+    worker_command = f"{command}; while [ ! -e /artifacts/ps-0 ]; do sleep 0.05; done"
     plan = ExperimentPlan(
         name="multi",
         kind="multinode",
         datasets=tuple(specs),
         worker_count=2,
-        worker_command=command,
+        worker_command=worker_command,
         parameter_server_count=1,
         parameter_server_command=command,
     )

@@ -160,6 +160,7 @@ class ExperimentResult:
 
 #: Where a parameter server's wrapper looks for the stop signal, and where the workspace goes.
 CONTROL_TARGET = "/datakeep-control"
+SHARED_TARGET = "/storage/data"
 WORKSPACE_TARGET = "/paperspace"
 #: Runs a parameter server's command and ends it once the workers are done. In a mount
 #: namespace this shell is the namespace's main process, so its exit ends everything the
@@ -451,6 +452,12 @@ class ExperimentRunner:
 
         def one(proc: Process) -> None:
             mounts = [Mount(p.path, f"/data/{p.spec.name}", writable=False) for p in common]
+            # Gradient also showed shared copies under their disambiguated names in team storage.
+            mounts += [
+                Mount(p.path, f"{SHARED_TARGET}/{p.path.name}", writable=False)
+                for p in common
+                if p.volume == "shared"
+            ]
             mounts += [Mount(p.path, f"/data/{p.spec.name}", writable=False) for p in per_process[proc.label]]
             mounts.append(Mount(self.artifacts, plan.model_path, writable=True))
             env = {**plan.env, **envs[proc.label], "MODEL_PATH": plan.model_path}

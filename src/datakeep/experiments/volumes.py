@@ -424,7 +424,8 @@ class SharedStore:
                 self._record_path(entry.directory).unlink(missing_ok=True)
                 shutil.rmtree(trash, ignore_errors=True)
                 removed.append(entry)
-            self._lock_path(entry.directory).unlink(missing_ok=True)
+            # The lock file stays: deleting it would let a run waiting on the old inode and a
+            # new run on a fresh file both believe they hold the only lock.
         return CleanPlan(remove=removed, in_use=busy)
 
 
