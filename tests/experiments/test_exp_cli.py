@@ -207,3 +207,22 @@ def test_dataset_id_mounts_a_datakeep_version_read_only(cli: Cli, tmp_path: Path
     )  # fmt: skip
     assert run.exit_code == 0, run.stderr
     assert run.stdout == "hello world\nread-only\n"
+
+
+def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> None:
+    from sqlalchemy import update
+
+    from datakeep.catalog import Catalog
+    from datakeep.catalog import schema as t
+
+    run = cli("experiments", "run", "singlenode", "--name", "short", "--command", "true")
+    exp_id = experiment_id(run.stderr)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    catalog = Catalog(catalog_url)
+    try:
+        with catalog.begin() as c:
+            c.execute(update(t.jobs).where(t.jobs.c.id == exp_id).values(state="Running", pid=dead.pid))
+    finally:
+        catalog.close()
+    assert json.loads(cli("experiments", "details", "--id", exp_id, "--json").stdout)["state"] == "Failed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,19 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+def _gone(host: str | None, pid: int | None) -> bool:
+    """Whether the process that ran an experiment on this host has ended."""
+    if pid is None or host != socket.gethostname():
+        return False  # another machine's run: it cannot be checked from here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class ExperimentsService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -110,6 +124,7 @@ class ExperimentsService:
                     spec=spec,
                     log_path=str(run_dir / "logs"),
                     host=socket.gethostname(),
+                    pid=os.getpid(),
                     created=now,
                 )
             )
@@ -210,10 +225,14 @@ class ExperimentsService:
     # READING
 
     def _from_row(self, row: Any) -> Experiment:
+        state = row.state
+        if state in ("Pending", "Running") and _gone(row.host, row.pid):
+            # Its datakeep process was killed: it will never finish, and its locks are gone.
+            state = "Failed"
         return Experiment(
             id=row.id,
             name=row.name,
-            state=row.state,
+            state=state,
             command=row.command,
             exit_code=row.exit_code,
             spec=dict(row.spec or {}),
