@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, NotFound, QuotaExceeded
+from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, NotFound, QuotaExceeded, StorageError
 from datakeep.experiments.budget import ByteBudget
 from datakeep.experiments.etag import multipart_etag, part_size_candidates, verify_file
 from datakeep.experiments.fetch import S3Access, fetch, is_anonymous, make_client, resolve
@@ -251,3 +251,68 @@ def test_dataset_too_big_for_budget_fails_before_download(
         fetch(remote, tmp_path / "d", client=fetch_client, budget=budget)
     assert budget.used == 0
     assert not (tmp_path / "d").exists()
+
+
+def test_interrupted_download_resumes_with_the_missing_ranges_only(
+    exp_s3: ExpS3,
+    fetch_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datakeep.experiments.fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "CHUNK_SIZE", 1000)
+    make_bucket("bucket")
+    body = bytes(range(256)) * 40  # 10240 bytes: 11 ranges
+    exp_s3.admin.put_object(Bucket="bucket", Key="data.bin", Body=body)
+    remote = resolve(fetch_client, spec_for("s3://bucket/data.bin", exp_s3.endpoint))
+    ranges: list[str] = []
+
+    def cut_after_four(request: Any, **_: Any) -> None:
+        if request.method == "GET":
+            ranges.append(str(request.headers["Range"]))
+            if len(ranges) > 4:
+                raise ConnectionResetError("network cut")
+
+    fetch_client.meta.events.register("before-send.s3", cut_after_four)
+    with pytest.raises((StorageError, ConnectionResetError)):
+        fetch(remote, tmp_path / "out", client=fetch_client, workers=1)
+    assert not (tmp_path / "out").exists()
+    fetch_client.meta.events.unregister("before-send.s3", cut_after_four)
+
+    again: list[str] = []
+    fetch_client.meta.events.register(
+        "before-send.s3",
+        lambda request, **_: again.append(request.method) if request.method == "GET" else None,
+    )
+    fetch(remote, tmp_path / "out", client=fetch_client, workers=1)
+    assert (tmp_path / "out" / "data.bin").read_bytes() == body
+    assert again.count("GET") == 11 - 4
+
+
+def test_object_overwritten_during_download_is_an_integrity_error(
+    exp_s3: ExpS3,
+    fetch_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datakeep.experiments.fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "CHUNK_SIZE", 1000)
+    make_bucket("bucket")
+    exp_s3.admin.put_object(Bucket="bucket", Key="data.bin", Body=b"a" * 5000)
+    remote = resolve(fetch_client, spec_for("s3://bucket/data.bin", exp_s3.endpoint))
+    gets: list[int] = []
+
+    def overwrite_once(request: Any, **_: Any) -> None:
+        if request.method == "GET":
+            gets.append(1)
+            if len(gets) == 2:
+                exp_s3.admin.put_object(Bucket="bucket", Key="data.bin", Body=b"b" * 5000)
+
+    fetch_client.meta.events.register("before-send.s3", overwrite_once)
+    with pytest.raises(IntegrityError, match="changed during the download"):
+        fetch(remote, tmp_path / "out", client=fetch_client, workers=1)
+    assert not (tmp_path / "out").exists()

@@ -53,7 +53,7 @@ CHUNK_SIZE = 8 * 2**20
 DEFAULT_WORKERS = 8
 #: Exact part sizes are asked for (one HEAD each) up to this many parts.
 MAX_PART_HEADS = 64
-_STATE = "state.json"
+_RESUME = "Run the same command again: what was downloaded is kept and the download resumes"
 
 
 # CLIENT
@@ -179,9 +179,9 @@ def _translate(exc: Exception, spec: DatasetSpec, what: str) -> DatakeepError:
             )
         if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "NoSuchVersion", "404"):
             return NotFound(f"Dataset {spec.name!r}: {what} does not exist ({code or status})")
-        return StorageError(f"Dataset {spec.name!r}: {what} failed: {code or status} {exc}")
+        return StorageError(f"Dataset {spec.name!r}: {what} failed: {code or status} {exc}", hint=_RESUME)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return StorageError(f"Dataset {spec.name!r}: {what} failed: {exc}")
+        return StorageError(f"Dataset {spec.name!r}: {what} failed: {exc}", hint=_RESUME)
     raise exc
 
 
