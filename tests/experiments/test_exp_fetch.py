@@ -316,3 +316,11 @@ def test_object_overwritten_during_download_is_an_integrity_error(
     with pytest.raises(IntegrityError, match="changed during the download"):
         fetch(remote, tmp_path / "out", client=fetch_client, workers=1)
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_profile_or_endpoint_is_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidInput, match="Cannot set up S3 access"):
+        make_client(S3Access(endpoint="not a url"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(InvalidInput, match="no-such-profile"):
+        make_client(S3Access())

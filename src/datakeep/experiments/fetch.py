@@ -79,6 +79,16 @@ class S3Access:
 
 def make_client(access: S3Access, *, workers: int = DEFAULT_WORKERS) -> S3Client:
     """A client signed with the given keys, else boto3's own chain, else anonymous."""
+    try:
+        return _make_client(access, workers)
+    except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+        raise InvalidInput(
+            f"Cannot set up S3 access: {exc}",
+            hint="Check AWS_PROFILE and ~/.aws/config, and --datasetAwsEndpoint (a URL such as http://host:9000)",
+        ) from exc
+
+
+def _make_client(access: S3Access, workers: int) -> S3Client:
     session = boto3.Session()
     region = access.region or session.region_name or "us-east-1"
     options: dict[str, Any] = {
