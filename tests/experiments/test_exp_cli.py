@@ -215,7 +215,11 @@ def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> N
     from datakeep.catalog import Catalog
     from datakeep.catalog import schema as t
 
-    run = cli("experiments", "run", "singlenode", "--name", "short", "--command", "true")
+    run = cli(
+        "experiments", "run", "singlenode", "--name", "short", "--command", "test ${#API_TOKEN} = 6",
+        "--experimentEnv", '{"API_TOKEN": "s3cr3t", "EPOCHS": 3}',
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr
     exp_id = experiment_id(run.stderr)
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -225,4 +229,8 @@ def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> N
             c.execute(update(t.jobs).where(t.jobs.c.id == exp_id).values(state="Running", pid=dead.pid))
     finally:
         catalog.close()
-    assert json.loads(cli("experiments", "details", "--id", exp_id, "--json").stdout)["state"] == "Failed"
+    details = cli("experiments", "details", "--id", exp_id, "--json").stdout
+    assert json.loads(details)["state"] == "Failed"
+    # The command saw the token; the record keeps it masked.
+    assert json.loads(details)["spec"]["experimentEnv"] == {"API_TOKEN": "********", "EPOCHS": "3"}
+    assert "s3cr3t" not in details

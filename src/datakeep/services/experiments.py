@@ -109,7 +109,16 @@ class ExperimentsService:
         """
         experiment_id = ids.new_experiment_id()
         run_dir = self.ctx.settings.runs_path / experiment_id
-        spec = {**plan.record(), "artifacts": str(run_dir / "artifacts")}
+        from datakeep.services.jobs import redact_env
+
+        # Dataset keys are already masked by the plan; likely secrets in the environment too,
+        # by the same rule as jobs.
+        record = plan.record()
+        spec = {
+            **record,
+            "experimentEnv": redact_env(record["experimentEnv"]),
+            "artifacts": str(run_dir / "artifacts"),
+        }
         command = plan.command or plan.worker_command or ""
         now = _utcnow()
         with self.ctx.catalog.begin() as c:
