@@ -150,6 +150,11 @@ class S3Provider(Provider):
             # Custom endpoints (MinIO, moto, Ceph) rarely have wildcard DNS for virtual-host buckets.
             s3={"addressing_style": "path" if self.endpoint else "auto"},
             tcp_keepalive=True,
+            # Integrity is ours (BLAKE3 of every byte read back), so botocore's default CRC32 on every
+            # PUT is CPU spent twice; and some servers (rclone serve s3) send the whole object's
+            # checksum with a ranged GET, which botocore would then reject.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         session = boto3.session.Session()
         self.client = session.client(

@@ -134,13 +134,20 @@ def _parse_time(value: str | None) -> datetime:
 
 
 def _restore_version(
-    catalog: Catalog, index: Index, provider_id: str, team_id: str, record: dict[str, Any], report: RebuildReport
+    catalog: Catalog,
+    index: Index,
+    provider_id: str,
+    team_id: str,
+    record: dict[str, Any],
+    report: RebuildReport,
 ) -> None:
     ds = record["dataset"]
     ver = record["version"]
     root = ver.get("root")
     if root and not index.get_trees([root]):
-        report.problems.append(f"{ds['id']}:{ver['version']}: its manifest root {root} is not on the provider")
+        report.problems.append(
+            f"{ds['id']}:{ver['version']}: its manifest root {root} is not on the provider"
+        )
         report.skipped_versions += 1
         return
     with catalog.begin() as c:

@@ -275,18 +275,30 @@ class ContentStore:
         Pass sources as the user typed them (``str``): ``d/`` with a trailing separator means the
         contents of ``d``, and ``pathlib.Path`` would drop that separator.
 
-        ``hint_root`` is accepted for callers that know a previous version; the stat cache already
-        gives what it would (unchanged files are not read), so it is not needed for correctness.
+        ``hint_root`` is a committed version of a dataset on this provider (the parent, say): its
+        content is known to be stored, so the digests it holds need no lookup in the index.
         """
         target_parts = _check_parts(manifest.split(target), target)
         files: dict[str, _File] = {}
-        for source in sources:
-            for f in self._scan(source, target_parts):
-                files[f.dest] = f  # a later source wins, as a later upload would
-        ordered = sorted(files.values(), key=lambda f: f.parts)
         cache = StatCache(self.settings.home / "statcache.db")
         try:
-            self._digest_and_store(ordered, cache)
+            cached: dict[bytes, tuple[StatKey, int, str]] = {}
+            for source in sources:
+                scanned = list(self._scan(source, target_parts))
+                real = os.path.realpath(os.fspath(source))
+                # One query per source: a lookup per file would cost more than the stat itself.
+                if os.path.isdir(real):
+                    cached.update(cache.load(Path(real)))
+                elif scanned:
+                    cached.update(cache.get(os.fsencode(scanned[0].path)))
+                for f in scanned:
+                    files[f.dest] = f  # a later source wins, as a later upload would
+            ordered = sorted(files.values(), key=lambda f: f.parts)
+            known: set[str] = set()
+            for previous in (hint_root, base_root):
+                if previous is not None:
+                    known.update(e.digest for _, e in manifest.walk(self._load, previous))
+            self._digest_and_store(ordered, cache, cached, known)
         finally:
             cache.close()
         root = Node.load(self._load, base_root)
@@ -301,7 +313,7 @@ class ContentStore:
         if sealed is None:
             return TreeSummary(None, 0, 0)
         self._store_trees(new_trees)
-        return TreeSummary(sealed.digest, sealed.count, sealed.size)
+        return TreeSummary(sealed.digest, sealed.files, sealed.size)
 
     def _scan(self, source: Path | str, target_parts: list[str]) -> Iterator[_File]:
         raw = os.fspath(source)
@@ -315,7 +327,7 @@ class ContentStore:
         if stat_module.S_ISREG(st.st_mode):
             if not name or name in (".", ".."):
                 name = os.path.basename(real)
-            yield _File(raw, [*target_parts, name], StatKey.of(st))
+            yield _File(os.path.abspath(raw), [*target_parts, name], StatKey.of(st))
             return
         if not stat_module.S_ISDIR(st.st_mode):
             raise InvalidInput(
@@ -406,17 +418,17 @@ class ContentStore:
             )
         return f, None
 
-    def _digest_and_store(self, files: list[_File], cache: StatCache) -> None:
+    def _digest_and_store(
+        self,
+        files: list[_File],
+        cache: StatCache,
+        cached: dict[bytes, tuple[StatKey, int, str]],
+        known: set[str],
+    ) -> None:
         trusted: list[_File] = []
         to_hash: list[_File] = []
-        cached_by_dir: dict[str, dict[bytes, tuple[StatKey, int, str]]] = {}
         for f in files:
-            directory = os.path.dirname(os.path.abspath(f.path))
-            # One query per top-level source would be enough; per directory keeps each load small.
-            entries = cached_by_dir.get(directory)
-            if entries is None:
-                entries = cached_by_dir[directory] = cache.load(Path(directory))
-            digest = StatCache.trusted(entries.get(os.fsencode(os.path.abspath(f.path))), f.key)
+            digest = StatCache.trusted(cached.get(os.fsencode(f.path)), f.key)
             if digest is not None:
                 f.digest = digest
                 trusted.append(f)
@@ -430,7 +442,7 @@ class ContentStore:
             progress.expect(len(files), sum(f.size for f in files))
             packer = _Packer(self, pool, progress)
             large: list[Future[None]] = []
-            session: set[str] = set()
+            session: set[str] = set(known)  # digests needing no lookup: stored, or being stored now
             chunk: list[tuple[_File, bytes | None]] = [(f, None) for f in trusted]
             chunk_bytes = 0
             try:
@@ -454,13 +466,7 @@ class ContentStore:
                 packer.slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
             for fut in large:
                 fut.result()
-        cache.store(
-            [
-                (os.fsencode(os.path.abspath(f.path)), f.key, f.hashed_ns, f.digest or "")
-                for f in to_hash
-                if f.digest
-            ]
-        )
+        cache.store([(os.fsencode(f.path), f.key, f.hashed_ns, f.digest or "") for f in to_hash if f.digest])
 
     def _store_chunk(
         self,

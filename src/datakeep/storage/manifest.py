@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from datakeep.storage.hashing import digest_bytes
 
@@ -23,13 +24,14 @@ DIR = 1
 FORMAT = 1
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """A tuple, not a dataclass: a million-file version decodes a million of these."""
+
     name: str
     kind: int
     digest: str
     size: int
-    count: int
+    files: int  # 1 for a file; the number of files below, for a directory
 
     @property
     def is_dir(self) -> bool:
@@ -37,7 +39,7 @@ class Entry:
 
 
 def encode(entries: list[Entry]) -> bytes:
-    rows = [[e.name, e.kind, e.digest, e.size, e.count] for e in sorted(entries, key=lambda e: e.name)]
+    rows = [[e.name, e.kind, e.digest, e.size, e.files] for e in sorted(entries, key=lambda e: e.name)]
     return json.dumps([FORMAT, rows], separators=(",", ":")).encode("ascii")
 
 
@@ -45,7 +47,7 @@ def decode(data: bytes) -> list[Entry]:
     fmt, rows = json.loads(data)
     if fmt != FORMAT:
         raise ValueError(f"unknown manifest tree format {fmt!r}")
-    return [Entry(str(n), int(k), str(d), int(s), int(c)) for n, k, d, s, c in rows]
+    return [Entry(*row) for row in rows]
 
 
 Loader = Callable[[str], list[Entry]]
@@ -184,7 +186,7 @@ class Node:
                 entry = child.seal(new_trees)
                 if entry is None:
                     continue
-                sealed.append(Entry(name, DIR, entry.digest, entry.size, entry.count))
+                sealed.append(Entry(name, DIR, entry.digest, entry.size, entry.files))
             else:
                 sealed.append(child)
         if not sealed:
@@ -192,4 +194,4 @@ class Node:
         data = encode(sealed)
         digest = digest_bytes(data)
         new_trees[digest] = data
-        return Entry("", DIR, digest, sum(e.size for e in sealed), sum(e.count for e in sealed))
+        return Entry("", DIR, digest, sum(e.size for e in sealed), sum(e.files for e in sealed))

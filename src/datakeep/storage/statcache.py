@@ -15,8 +15,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 #: Files modified less than this long before they were hashed are never trusted from the cache.
 RACY_NS = 2_000_000_000
@@ -31,8 +31,9 @@ CREATE TABLE IF NOT EXISTS stat (
 """
 
 
-@dataclass(frozen=True)
-class StatKey:
+class StatKey(NamedTuple):
+    """A tuple, not a dataclass: one is built per file per snapshot, so construction cost matters."""
+
     dev: int
     ino: int
     size: int
@@ -79,7 +80,20 @@ class StatCache:
                 ).fetchall()
         except sqlite3.Error:
             return {}
-        return {bytes(r[0]): (StatKey(r[1], r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows}
+        return {bytes(r[0]): (StatKey(*r[1:6]), r[6], r[7]) for r in rows}
+
+    def get(self, path: bytes) -> dict[bytes, tuple[StatKey, int, str]]:
+        if self._db is None:
+            return {}
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hashed_ns, digest FROM stat WHERE path = ?",
+                    (path,),
+                ).fetchone()
+        except sqlite3.Error:
+            return {}
+        return {} if row is None else {bytes(row[0]): (StatKey(*row[1:6]), row[6], row[7])}
 
     @staticmethod
     def trusted(entry: tuple[StatKey, int, str] | None, key: StatKey) -> str | None:
