@@ -170,3 +170,42 @@ def test_remote_without_a_key_says_how_to_fix_it(
     monkeypatch.setenv("DATAKEEP_API_KEY", "dk_not-a-key")
     err = cli("datasets", "list", ok=False)
     assert "Invalid or missing API key" in err
+
+
+def test_remote_jobs_run_on_the_server(cli: Cli, remote: RunningServer, tmp_path: Path) -> None:
+    from datakeep.runner.sandbox import sandbox_status
+
+    if not sandbox_status()[0]:
+        pytest.skip(f"no mount namespace here: {sandbox_status()[1]}")
+    created = cli("datasets", "create", "--name", "in")
+    ds_in = re.search(r"ds[0-9a-z]{13}", created)
+    assert ds_in
+    made = cli(
+        "datasets", "versions", "create", f"--id={ds_in.group(0)}", f"--source-path={_data(tmp_path / 'd')}/"
+    )
+    ref = re.search(r"ds[0-9a-z]{13}:[0-9a-z]{7}", made)
+    assert ref
+    out = cli("jobs", "create", "--command=cat /datasets/input/a.txt", f"--dataset=input@{ref.group(0)}")
+    assert "alpha" in out
+    listed = cli("jobs", "list")
+    assert "Succeeded" in listed
+
+
+def test_admin_teams_and_keys_commands(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = cli("admin", "teams", "create", "vision")
+    assert re.search(r"Created team: te[0-9a-z]{13} \(vision\)", out), out
+    assert "vision" in cli("admin", "teams", "list")
+    key = cli("admin", "keys", "create", "--team", "vision", "--name", "ci").strip()
+    assert key.startswith("dk_")
+    listed = cli("admin", "keys", "list", "--team", "vision", "--json")
+    import json
+
+    rows = json.loads(listed)
+    assert [r["name"] for r in rows] == ["ci"]
+    assert key not in listed  # only the prefix is ever shown
+    assert key.startswith(rows[0]["prefix"])
+    assert f"Revoked API key: {rows[0]['id']}" in cli("admin", "keys", "revoke", rows[0]["id"])
+    assert json.loads(cli("admin", "keys", "list", "--json"))[0]["revoked"]
+    monkeypatch.setenv("DATAKEEP_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DATAKEEP_API_KEY", "x")
+    assert "server's own catalog" in cli("admin", "teams", "list", ok=False)
