@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -234,3 +236,34 @@ def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> N
     # The command saw the token; the record keeps it masked.
     assert json.loads(details)["spec"]["experimentEnv"] == {"API_TOKEN": "********", "EPOCHS": "3"}
     assert "s3cr3t" not in details
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a tmpfs mount needs root")
+def test_next_run_cleans_up_after_a_killed_one(cli: Cli, catalog_url: str) -> None:
+    from sqlalchemy import update
+
+    from datakeep import Client, Settings
+    from datakeep.catalog import schema as t
+
+    run = cli("experiments", "run", "singlenode", "--name", "killed", "--command", "true")
+    exp_id = experiment_id(run.stderr)
+    client = Client(dataclasses.replace(Settings.from_env(), database_url=catalog_url))
+    try:
+        # What `kill -9` during a run leaves: a Running row and a mounted dynamic volume.
+        volume = client.settings.runs_path / exp_id / "volumes" / "worker 0" / "0"
+        volume.mkdir(parents=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "datakeep-dynamic", str(volume)], check=True)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        with client.catalog.begin() as c:
+            c.execute(update(t.jobs).where(t.jobs.c.id == exp_id).values(state="Running", pid=dead.pid))
+        assert client.experiments.sweep() == [exp_id]
+        assert str(volume).replace(" ", "\\040") not in Path("/proc/self/mounts").read_text()
+        assert not volume.exists()
+        with client.catalog.begin() as c:
+            row = c.execute(t.jobs.select().where(t.jobs.c.id == exp_id)).one()
+        assert row.state == "Failed"
+        assert "stopped before the experiment ended" in row.spec["error"]
+    finally:
+        subprocess.run(["umount", str(volume)], capture_output=True, check=False)
+        client.close()

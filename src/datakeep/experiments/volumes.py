@@ -481,12 +481,41 @@ class DynamicVolume:
 
     def remove(self) -> None:
         if self.mounted:
-            done = subprocess.run(["umount", str(self.path)], capture_output=True, check=False)
-            if done.returncode != 0:
-                # Something still holds it open: detach now, the kernel frees it when released.
-                subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
+            _unmount(self.path)
             self.mounted = False
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _unmount(path: Path) -> None:
+    done = subprocess.run(["umount", str(path)], capture_output=True, check=False)
+    if done.returncode != 0:
+        # Something still holds it open: detach now, the kernel frees it when released.
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def _mount_points_under(root: Path) -> list[Path]:
+    """Mount points at or below ``root``, deepest first (``/proc/self/mounts`` escapes spaces as \\040)."""
+    prefix = os.path.realpath(root)
+    found: list[Path] = []
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        if point == prefix or point.startswith(prefix + os.sep):
+            found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def remove_volumes(root: Path) -> None:
+    """Unmount and delete every dynamic volume under ``root``: what a killed run left behind."""
+    for point in _mount_points_under(root):
+        _unmount(point)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _mount_tmpfs(path: Path, size: int) -> tuple[bool, str | None]:

@@ -26,7 +26,7 @@ from datakeep.domain.models import _Serializable
 from datakeep.errors import ExperimentNotFound, InvalidInput, VersionNotCommitted
 from datakeep.experiments.options import DatasetSpec
 from datakeep.experiments.run import ExperimentPlan, ExperimentResult, ExperimentRunner
-from datakeep.experiments.volumes import CleanPlan, SharedEntry, SharedStore
+from datakeep.experiments.volumes import CleanPlan, SharedEntry, SharedStore, remove_volumes
 
 if TYPE_CHECKING:
     from datakeep.services.context import Context
@@ -107,6 +107,7 @@ class ExperimentsService:
         A dataset that cannot be fetched or checked fails the run before its command starts;
         the error is kept in the record and raised.
         """
+        self.sweep()
         experiment_id = ids.new_experiment_id()
         run_dir = self.ctx.settings.runs_path / experiment_id
         from datakeep.services.jobs import redact_env
@@ -230,6 +231,30 @@ class ExperimentsService:
             yield target
 
         return mount
+
+    def sweep(self) -> list[str]:
+        """Close the runs of this host whose datakeep process died (``kill -9``, a crash).
+
+        They are marked Failed, and the dynamic volumes they left mounted are unmounted and
+        removed. Shared copies need nothing: their locks died with the process.
+        """
+        with self.ctx.catalog.begin() as c:
+            rows = c.execute(
+                select(t.jobs.c.id, t.jobs.c.host, t.jobs.c.pid, t.jobs.c.spec).where(
+                    t.jobs.c.team_id == self.ctx.team_id,
+                    t.jobs.c.kind == KIND,
+                    t.jobs.c.state.in_(("Pending", "Running")),
+                )
+            ).all()
+        swept: list[str] = []
+        for row in rows:
+            if not _gone(row.host, row.pid):
+                continue
+            remove_volumes(self.ctx.settings.runs_path / row.id / "volumes")
+            spec = {**dict(row.spec or {}), "error": "datakeep stopped before the experiment ended"}
+            self._update(row.id, state="Failed", finished=_utcnow(), spec=spec)
+            swept.append(row.id)
+        return swept
 
     # READING
 
