@@ -129,3 +129,34 @@ def test_malformed_and_unknown_ids(dk: Datakeep) -> None:
         assert "is not a storage provider ID" in dk.fails("storageProviders", "details", f"--id={bad}").stderr
     assert "not found" in dk.fails("storageProviders", "delete", "--id=spaaaaaaaaaaaaa").stderr
     assert "not found" in dk.fails("storageProviders", "update", "s3", "--id=spaaaaaaaaaaaaa").stderr
+
+
+def test_secret_from_stdin(dk: Datakeep) -> None:
+    import os
+
+    from datakeep.client import Client
+    from datakeep.config import Settings
+
+    def stored_secret(provider_id: str) -> str:
+        client = Client(Settings.from_env({**os.environ, "DATAKEEP_DATABASE_URL": dk.catalog_url}))
+        try:
+            return str(client.ctx.revealed_provider(provider_id).config["secretAccessKey"])
+        finally:
+            client.close()
+
+    out = dk.ok(
+        "storageProviders",
+        "create",
+        "s3",
+        "--name=b",
+        "--bucket=b",
+        "--accessKey=AK",
+        "--secretAccessKey=-",
+        input=f"{SECRET}\n",
+    ).stdout
+    provider_id = _created(out)
+    assert stored_secret(provider_id) == SECRET
+    dk.ok(
+        "storageProviders", "update", "s3", f"--id={provider_id}", "--secretAccessKey", "-", input="rotated\n"
+    )
+    assert stored_secret(provider_id) == "rotated"

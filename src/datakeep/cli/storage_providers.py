@@ -6,6 +6,7 @@ what the embedded ``default`` provider is. Secrets are masked (``********``) on 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -77,6 +78,16 @@ def update() -> None:
     """Change a storage provider."""
 
 
+def _secret_from_stdin(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--secretAccessKey -``: a secret on the command line shows in ``ps`` and shell history."""
+    if value != "-":
+        return value
+    if sys.stdin.isatty():
+        secret: str = click.prompt("S3 secret access key", hide_input=True, err=True)
+        return secret
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def _s3_options(*, creating: bool) -> Any:
     def decorate(func: Any) -> Any:
         options = [
@@ -88,7 +99,10 @@ def _s3_options(*, creating: bool) -> Any:
                 help="S3 access key ID (omit with the secret for a public bucket).",
             ),
             click.option(
-                "--secretAccessKey", "secret_access_key", help="S3 secret access key (never shown again)."
+                "--secretAccessKey",
+                "secret_access_key",
+                callback=_secret_from_stdin,
+                help="S3 secret access key (never shown again). '-' reads it from stdin, out of ps and history.",
             ),
             click.option("--endpoint", help="S3 endpoint URL, for MinIO, Ceph, R2 and the like."),
             click.option("--region", help="S3 region (e.g. us-east-1)."),
