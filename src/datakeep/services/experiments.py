@@ -191,15 +191,15 @@ class ExperimentsService:
     def _version_mounter(
         self, run_dir: Path
     ) -> Callable[[DatasetSpec], contextlib.AbstractContextManager[Path]]:
-        """``--datasetId REF``: the committed version's files in a run-private directory.
+        """``--datasetId REF``: the committed version from the shared cache, pinned while in use.
 
-        The copy is made with the files service; the runner mounts it read-only. (A cache
-        snapshot shared between runs would avoid the copy; see the report to the lead.)
+        The same cache as jobs' inputs: a version already cached is mounted without a copy,
+        and the pin keeps an eviction from taking it away during the run.
         """
 
         @contextlib.contextmanager
         def mount(spec: DatasetSpec) -> Iterator[Path]:
-            from datakeep.services.files import FilesService
+            from datakeep.services.cache import CacheService
             from datakeep.services.versions import VersionsService
 
             assert spec.id is not None
@@ -214,25 +214,27 @@ class ExperimentsService:
                     f"Dataset {spec.name!r}: version {version.dataset_id}:{version.version} is not committed",
                     hint="Commit it first: experiments read only immutable versions",
                 )
-            target = run_dir / "versions" / spec.name
-            target.mkdir(parents=True, exist_ok=True)
-            FilesService(self.ctx).get(f"{version.dataset_id}:{version.version}", target_path=target)
-            with self.ctx.catalog.begin() as c:
-                c.execute(
-                    insert(t.job_datasets).values(
-                        job_id=run_dir.name,
-                        name=spec.name,
-                        dataset_id=version.dataset_id,
-                        ref=spec.id,
-                        version=version.version,
-                        output=False,
+            cache = CacheService(self.ctx)
+            source = cache.materialize_version(version, pin=run_dir.name)
+            try:
+                with self.ctx.catalog.begin() as c:
+                    c.execute(
+                        insert(t.job_datasets).values(
+                            job_id=run_dir.name,
+                            name=spec.name,
+                            dataset_id=version.dataset_id,
+                            ref=spec.id,
+                            version=version.version,
+                            output=False,
+                        )
                     )
-                )
-            yield target
+                yield source
+            finally:
+                cache.unpin(version, run_dir.name)
 
         return mount
 
-    def sweep(self) -> list[str]:
+    def sweep(self) -> builtins.list[str]:
         """Close the runs of this host whose datakeep process died (``kill -9``, a crash).
 
         They are marked Failed, and the dynamic volumes they left mounted are unmounted and
