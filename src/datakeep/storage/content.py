@@ -59,12 +59,13 @@ from datakeep.storage.transfer import Progress, parallel
 
 #: Files smaller than this go into packs.
 PACK_THRESHOLD = 1024 * 1024
-#: A pack is flushed once it holds this many bytes.
-PACK_TARGET = 32 * 1024 * 1024
-#: Packs being uploaded at once (bounds memory to about PACKS_IN_FLIGHT * PACK_TARGET).
-PACKS_IN_FLIGHT = 4
+#: A pack is flushed once it holds this many bytes: 8 MiB measured faster than 4 or 32 against S3
+#: (enough packs to keep several requests in flight, few enough requests; docs/performance.md).
+PACK_TARGET = 8 * 1024 * 1024
+#: Packs being uploaded at once (bounds memory to about 2 * PACKS_IN_FLIGHT * PACK_TARGET).
+PACKS_IN_FLIGHT = 6
 #: Hashed files are checked against the index in groups of about this many bytes or files.
-CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 CHUNK_FILES = 4096
 #: Ranged reads of a pack are merged when the gap between them is at most this (remote providers).
 COALESCE_GAP = 1024 * 1024
