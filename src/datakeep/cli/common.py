@@ -33,6 +33,9 @@ SECRET_PARAMS = frozenset({"api_key", "secret_access_key"})
 #: Parameters that are about this one invocation, not worth keeping in an options file.
 _NOT_IN_TEMPLATE = frozenset({"options_file", "create_options_file", "api_key", "as_json"})
 
+#: Every write is one catalog transaction at its end, so an interrupted command changed nothing.
+INTERRUPTED = "Interrupted: nothing was committed. Run the same command again to resume."
+
 _client: Any = None
 _client_key: str | None = None
 
@@ -154,6 +157,17 @@ class GradientCommand(click.Command):
                 self.write_options_file(ctx, args, template)
                 ctx.exit(0)
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Ctrl-C gets datakeep's message and status 130, not click's bare "Aborted!"."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            click.echo(INTERRUPTED, err=True)
+            # SystemExit, not click's Exit: cli.main's return value (Exit's code) is not passed on
+            # by datakeep.cli.main.main, which would turn this into status 0.
+            raise SystemExit(130) from None
 
     def _by_option_name(self) -> dict[str, click.Parameter]:
         names: dict[str, click.Parameter] = {}
