@@ -327,7 +327,12 @@ class FetchResult:
 
 
 class _ChunkState:
-    """Which ranges of one object are on disk; saved so a re-run resumes where it stopped."""
+    """Which ranges of one object are on disk; saved so a re-run resumes where it stopped.
+
+    Saved as runs of consecutive chunk numbers (``[[0, 41], [44, 50]]``): with parallel
+    workers there are about as many runs as workers, so each save stays small even for an
+    object of many thousands of chunks.
+    """
 
     def __init__(self, path: Path, identity: dict[str, Any]) -> None:
         self.path = path
@@ -338,14 +343,25 @@ class _ChunkState:
             saved = json.loads(path.read_text())
             if saved.get("identity") == identity:
                 self.done = set(saved.get("done", []))
-        except (OSError, ValueError):
-            pass
+                for first, last in saved.get("runs", []):
+                    self.done.update(range(int(first), int(last) + 1))
+        except (OSError, ValueError, TypeError):
+            self.done = set()
+
+    def _runs(self) -> list[list[int]]:
+        runs: list[list[int]] = []
+        for index in sorted(self.done):
+            if runs and runs[-1][1] == index - 1:
+                runs[-1][1] = index
+            else:
+                runs.append([index, index])
+        return runs
 
     def mark(self, index: int) -> None:
         with self._lock:
             self.done.add(index)
             tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps({"identity": self.identity, "done": sorted(self.done)}))
+            tmp.write_text(json.dumps({"identity": self.identity, "runs": self._runs()}))
             os.replace(tmp, self.path)
 
 
