@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from datakeep.errors import IntegrityError, InvalidInput
+from datakeep.errors import IntegrityError, InvalidInput, SandboxUnavailable
 from datakeep.experiments.fetch import S3Access, make_client
 from datakeep.experiments.options import group_dataset_options
 from datakeep.experiments.run import ExperimentPlan, ExperimentRunner, parse_experiment_env
@@ -275,3 +275,22 @@ def test_workspace_directory_and_git_url(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidInput, match="Cannot fetch the workspace"):
         runner(tmp_path / "c").run(bad)
+
+
+def test_no_sandbox_fails_before_any_download(
+    exp_s3: ExpS3, make_bucket: MakeBucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datakeep.experiments.run as run_module
+
+    # This machine can make namespaces; pretend it cannot (the one thing not reproducible here).
+    monkeypatch.setattr(run_module, "sandbox_status", lambda: (False, "no user namespaces"))
+    make_bucket("bucket")
+    exp_s3.admin.put_object(Bucket="bucket", Key="d.csv", Body=b"d")
+    specs = group_dataset_options(
+        {"datasetUri": ["s3://bucket/d.csv"], "datasetAwsEndpoint": [exp_s3.endpoint]}
+    )
+    clients = CountingClients()
+    plan = ExperimentPlan(name="x", kind="singlenode", datasets=tuple(specs), command="true")
+    with pytest.raises(SandboxUnavailable, match="no user namespaces"):
+        runner(tmp_path, clients).run(plan)
+    assert clients.gets == []

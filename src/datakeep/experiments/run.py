@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from datakeep.errors import InvalidInput
+from datakeep.errors import InvalidInput, SandboxUnavailable
 from datakeep.experiments.fetch import DEFAULT_WORKERS, RemoteDataset, S3Access, make_client, resolve
 from datakeep.experiments.options import DatasetSpec, VolumeKind
 from datakeep.experiments.volumes import Placed, SharedStore, dynamic_dataset
-from datakeep.runner.sandbox import Mount, SandboxSpec, run_sandboxed
+from datakeep.runner.sandbox import Mount, SandboxSpec, run_sandboxed, sandbox_status
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -268,6 +268,13 @@ class ExperimentRunner:
         for spec in plan.datasets:
             for note in spec.warnings:
                 self._warn(note)
+        if plan.mount_mode == "namespace" and self.sandbox is run_sandboxed:
+            # Downloading gigabytes for a command that cannot start would waste them: ask first.
+            ok, why = sandbox_status()
+            if not ok:
+                raise SandboxUnavailable(
+                    why, hint="Use --mountMode env, which exports DATA_DIR instead of mounting"
+                )
         self._workspace(plan)  # a workspace that cannot be fetched fails before any download
         with contextlib.ExitStack() as stack:
             clients, remotes = self._check_sources(plan)
