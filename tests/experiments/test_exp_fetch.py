@@ -188,6 +188,13 @@ def test_folder_and_whole_bucket(
     assert any("is a folder" in w and "'abc'" in w for w in warnings)
     assert result.etag is None
 
+    # A VersionId on such a folder is ignored too, not reported as a versioning error.
+    versioned = resolve(
+        fetch_client, spec_for("s3://bucket-name/dataset-dir", exp_s3.endpoint, datasetVersionId="v1")
+    )
+    assert versioned.kind == "folder"
+    assert any("versionId 'v1' is ignored" in w for w in versioned.spec.warnings)
+
     whole = resolve(fetch_client, spec_for("s3://bucket-name", exp_s3.endpoint))
     assert whole.kind == "bucket"
     fetch(whole, tmp_path / "bucket", client=fetch_client)

@@ -242,14 +242,17 @@ def resolve(client: S3Client, spec: DatasetSpec) -> RemoteDataset:
         head = client.head_object(**head_args)
     except botocore.exceptions.ClientError as exc:
         status = _status(exc)
-        if spec.version_id and status in (400, 404):
-            _explain_version_error(client, spec, loc, exc)
-        if status == 404:
+        if status == 404 or (spec.version_id and status == 400):
+            # A folder named without its slash (``s3://b/dataset-dir``): its VersionId and
+            # ETag are ignored, so the version error above must not win over it.
             objects = _listing(client, loc.bucket, loc.key + "/", spec)
             if objects:
                 return RemoteDataset(
                     kind="folder", location=loc, objects=tuple(objects), spec=spec.as_folder()
                 )
+        if spec.version_id and status in (400, 404):
+            _explain_version_error(client, spec, loc, exc)
+        if status == 404:
             raise NotFound(
                 f"Dataset {spec.name!r}: no object or folder at {loc.uri}",
                 hint="Check the bucket and key (keys are case-sensitive)",
