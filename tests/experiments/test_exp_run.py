@@ -294,3 +294,13 @@ def test_no_sandbox_fails_before_any_download(
     with pytest.raises(SandboxUnavailable, match="no user namespaces"):
         runner(tmp_path, clients).run(plan)
     assert clients.gets == []
+
+
+def test_workspace_url_credentials_are_redacted(tmp_path: Path) -> None:
+    url = "https://user:ghp_secret123@127.0.0.1:9/org/repo.git"
+    plan = ExperimentPlan(name="ws", kind="singlenode", command="true", info={"workspaceUrl": url})
+    assert plan.record()["workspaceUrl"] == "https://********@127.0.0.1:9/org/repo.git"
+    with pytest.raises(InvalidInput) as info:
+        runner(tmp_path, sandbox=lambda *_a, **_k: 0).run(plan)
+    assert "ghp_secret123" not in info.value.one_line()
+    assert "Cannot fetch the workspace https://********@127.0.0.1:9/org/repo.git" in str(info.value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,14 @@ DEFAULT_MODEL_PATH = "/artifacts"
 Kind = Literal["singlenode", "multinode"]
 #: Given a ``--datasetId`` dataset, yield a local directory holding that version while in use.
 VersionMounter = Callable[[DatasetSpec], AbstractContextManager[Path]]
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_url(value: Any) -> Any:
+    """``https://user:token@host/x`` -> ``https://********@host/x``: a workspace URL may carry a token."""
+    return _USERINFO.sub("********@", value) if isinstance(value, str) else value
 
 
 def parse_experiment_env(text: str | None) -> dict[str, str]:
@@ -138,7 +147,7 @@ class ExperimentPlan:
             "experimentEnv": dict(self.env),
             "mountMode": self.mount_mode,
             "datasets": [d.redacted() for d in self.datasets],
-            **{k: v for k, v in self.info.items() if v is not None},
+            **{k: redact_url(v) if k == "workspaceUrl" else v for k, v in self.info.items() if v is not None},
         }
 
 
@@ -315,7 +324,7 @@ class ExperimentRunner:
             shutil.copytree(source, target, symlinks=True)
             return target
         done = subprocess.run(
-            ["git", "clone", "--quiet", "--depth", "1", str(url), str(target)],
+            ["git", "clone", "--quiet", "--depth", "1", "--", str(url), str(target)],
             capture_output=True,
             text=True,
             check=False,
@@ -323,9 +332,9 @@ class ExperimentRunner:
         )
         if done.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
-            why = done.stderr.strip().splitlines()
+            why = redact_url(done.stderr.strip().replace(str(url), redact_url(str(url)))).splitlines()
             raise InvalidInput(
-                f"Cannot fetch the workspace {url}: {why[-1] if why else 'git clone failed'}",
+                f"Cannot fetch the workspace {redact_url(str(url))}: {why[-1] if why else 'git clone failed'}",
                 hint="Give a local directory or a git URL this machine can clone, or --workspaceUrl none",
             )
         return target
