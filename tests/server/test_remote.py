@@ -209,3 +209,27 @@ def test_admin_teams_and_keys_commands(cli: Cli, tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("DATAKEEP_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("DATAKEEP_API_KEY", "x")
     assert "server's own catalog" in cli("admin", "teams", "list", ok=False)
+
+
+def test_remote_experiment_runs_on_the_server(
+    cli: Cli, remote: RunningServer, s3: S3Server, make_bucket: MakeBucket, s3_client: S3Client
+) -> None:
+    from datakeep.runner.sandbox import sandbox_status
+
+    if not sandbox_status()[0]:
+        pytest.skip(f"no mount namespace here: {sandbox_status()[1]}")
+    make_bucket("exp-bucket")
+    s3_client.put_object(Bucket="exp-bucket", Key="numbers.csv", Body=b"4,5,6\n")
+    out = cli(
+        "experiments", "run", "singlenode", "--name", "remote-ex", "--projectId", "prj",
+        "--container", "img", "--machineType", "K80",
+        "--command", "cat /data/numbers/numbers.csv && echo EPOCHS=$EPOCHS",
+        "--experimentEnv", '{"EPOCHS": 3}',
+        "--datasetUri", "s3://exp-bucket/numbers.csv", "--datasetName", "numbers",
+        "--datasetAwsAccessKeyId", s3.access_key, "--datasetAwsSecretAccessKey", s3.secret_key,
+        "--datasetAwsEndpoint", s3.endpoint_url,
+    )  # fmt: skip
+    assert "4,5,6" in out, out
+    assert "EPOCHS=3" in out, out
+    assert "remote-ex" in cli("experiments", "list")
+    assert "server machine's own disks" in cli("cache", "list", ok=False)

@@ -214,7 +214,79 @@ class RemoteJobs(_Service):
 
 
 class RemoteExperiments(_Service):
+    """Experiments run on the server's machine, through the same route Gradient's 1.x CLI uses."""
+
     name = "experiments"
+
+    def run(
+        self,
+        plan: Any,
+        *,
+        on_output: Any = None,
+        on_warning: Any = None,
+        progress: Any = None,
+        on_created: Any = None,
+    ) -> Any:
+        import base64
+
+        def b64(text: str | None) -> str | None:
+            return base64.b64encode(text.encode()).decode() if text else None
+
+        datasets = [
+            {
+                "uri": d.uri, "id": d.id, "name": d.name,
+                "awsAccessKeyId": d.aws_access_key_id, "awsSecretAccessKey": d.aws_secret_access_key,
+                "awsEndpoint": d.aws_endpoint, "versionId": d.version_id, "etag": d.etag,
+                "volumeOptions": {
+                    "kind": str(getattr(d.volume_kind, "value", d.volume_kind)),
+                    "size": None if d.volume_size is None else str(d.volume_size),
+                },
+            }
+            for d in plan.datasets
+        ]  # fmt: skip
+        body: dict[str, Any] = {
+            "name": plan.name,
+            "command": b64(plan.command),
+            "experimentEnv": dict(plan.env),
+            "modelPath": plan.model_path,
+            "datasets": datasets,
+            "mountMode": plan.mount_mode,
+            "datasetRefresh": plan.refresh,
+            **{k: v for k, v in dict(plan.info).items() if v is not None},
+        }
+        if plan.kind == "multinode":
+            body.update(
+                workerCount=plan.worker_count,
+                workerCommand=b64(plan.worker_command),
+                parameterServerCount=plan.parameter_server_count,
+                parameterServerCommand=b64(plan.parameter_server_command),
+            )
+        body = {k: v for k, v in body.items() if v is not None}
+        created = self._session.request("POST", "/experiments/run/", json=body, long=True)
+        experiment_id = created["handle"]
+        if on_created is not None:
+            on_created(experiment_id)
+        line = 0
+        while True:
+            rows = self._session.request(
+                "GET", "/jobs/logs", params={"experimentId": experiment_id, "line": line, "limit": 1000}
+            )
+            ended = False
+            for row in rows or []:
+                line = int(row["line"]) + 1
+                if row["message"] == "PSEOF":
+                    ended = True
+                    break
+                if int(row["line"]) == 0 or on_output is None:
+                    continue  # row 0 is the server's banner
+                text = str(row["message"])
+                label = "main"
+                if plan.kind == "multinode" and text.startswith("[") and "] " in text:
+                    label, text = text[1:].split("] ", 1)
+                on_output(label, (text + "\n").encode())
+            if ended:
+                break
+        return self.get(experiment_id)
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> Any:
         return self._call("list", limit=limit, offset=offset)
@@ -225,11 +297,18 @@ class RemoteExperiments(_Service):
     def logs(self, experiment_id: str, *, process: str | None = None) -> Any:
         return self._call("logs", experiment_id, process=process)
 
-    def __getattr__(self, name: str) -> Any:
-        raise InvalidInput(
-            f"experiments {name} is not available through a datakeep server yet",
-            hint="Run it on the server's machine, or with Gradient's CLI (gradient experiments run)",
-        )
+    def shared_datasets(self) -> Any:
+        raise _server_side("experiments datasets list")
+
+    def clean_datasets(self, **_options: Any) -> Any:
+        raise _server_side("experiments datasets clean")
+
+
+def _server_side(command: str) -> InvalidInput:
+    return InvalidInput(
+        f"datakeep {command} manages the server machine's own disks, not something its API serves",
+        hint="Run it on the server's machine, without DATAKEEP_API_URL",
+    )
 
 
 class RemoteClient:
@@ -256,6 +335,14 @@ class RemoteClient:
     @cached_property
     def experiments(self) -> RemoteExperiments:
         return RemoteExperiments(self.session)
+
+    @property
+    def cache(self) -> Any:
+        raise _server_side("cache")
+
+    @property
+    def admin(self) -> Any:
+        raise _server_side("admin")
 
     def close(self) -> None:
         self.session.close()

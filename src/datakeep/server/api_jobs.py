@@ -228,6 +228,10 @@ def run_experiment_gradient(
     }  # fmt: skip
     if body.get("modelPath"):
         plan_options["model_path"] = str(body["modelPath"])
+    if body.get("mountMode") in ("namespace", "env"):
+        plan_options["mount_mode"] = body["mountMode"]
+    if isinstance(body.get("datasetRefresh"), bool):
+        plan_options["refresh"] = body["datasetRefresh"]
     if multi:
         plan_options.update(
             worker_count=int(body.get("workerCount") or 1),
