@@ -228,7 +228,8 @@ def _all_subclasses(cls: type[DatakeepError]) -> list[type[DatakeepError]]:
 
 def error_from_code(code: str, message: str, *, hint: str | None = None) -> DatakeepError:
     """Rebuild the exception a server raised, from the ``code`` in its JSON error body."""
-    for cls in [DatakeepError, *_all_subclasses(DatakeepError)]:
+    candidates: list[type[DatakeepError]] = [DatakeepError, *_all_subclasses(DatakeepError)]
+    for cls in candidates:
         if cls.code == code and cls is not JobFailed:
             return cls(message, hint=hint)
     return RemoteError(message, hint=hint)
