@@ -213,3 +213,17 @@ def test_paging_on_a_terminal(dk: Datakeep, answer: bytes) -> None:
     else:
         assert out.count("| set-") == 25
         assert out.count("| Name ") == 2  # two pages, each with its heading
+
+
+def test_template_round_trip_keeps_types(dk: Datakeep, tmp_path: Path) -> None:
+    dataset_id = dk.create_dataset()
+    draft = dk.create_version(dataset_id, message="draft")
+    template = tmp_path / "list.yaml"
+    args = ("datasets", "versions", "list", f"--id={dataset_id}", "--isCommitted", "false", "--json")
+    dk.ok(*args, f"--createOptionsFile={template}")
+    assert yaml.safe_load(template.read_text()) == {"id": dataset_id, "isCommitted": False}
+    listed = dk.ok("datasets", "versions", "list", f"--optionsFile={template}", "--json").json()
+    assert [v["id"] for v in listed] == [draft]
+    bare = tmp_path / "files.yaml"
+    dk.ok("datasets", "files", "list", f"--id={draft}", "--recursive", f"--createOptionsFile={bare}")
+    assert yaml.safe_load(bare.read_text()) == {"id": draft, "path": "/", "recursive": True}

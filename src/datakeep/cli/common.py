@@ -36,6 +36,8 @@ _NOT_IN_TEMPLATE = frozenset({"options_file", "create_options_file", "api_key", 
 #: Every write is one catalog transaction at its end, so an interrupted command changed nothing.
 INTERRUPTED = "Interrupted: nothing was committed. Run the same command again to resume."
 
+_PLAIN = (str, int, float, bool, list, tuple)
+
 _client: Any = None
 _client_key: str | None = None
 
@@ -218,7 +220,6 @@ class GradientCommand(click.Command):
 
         Secrets are left out (written as null): an options file is easily committed or shared.
         """
-        given: dict[str, Any] = {}
         try:
             given, _, _ = self.make_parser(ctx).parse_args(args=list(args))
         except click.UsageError:
@@ -228,23 +229,44 @@ class GradientCommand(click.Command):
             name = option_name(param)
             if name is None or param.name is None or param.name in _NOT_IN_TEMPLATE:
                 continue
-            value = given.get(param.name)
-            if not isinstance(value, str | int | float | bool | list | tuple) or param.name in SECRET_PARAMS:
-                value = None if param.name in SECRET_PARAMS else (ctx.default_map or {}).get(param.name)
-            if value is None and param.name not in SECRET_PARAMS:
-                default = param.get_default(ctx, call=True)
-                value = default if isinstance(default, str | int | float | bool | list | tuple) else None
-            if isinstance(value, tuple):
-                value = list(value)
-            if isinstance(value, list) and not value:
-                value = None
-            template[name] = value
+            template[name] = self._template_value(ctx, param, given)
         target = Path(path).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         tmp.write_text(yaml.safe_dump(template, default_flow_style=False, sort_keys=False), encoding="utf-8")
         os.replace(tmp, target)
         click.echo(f"Wrote options template: {target}", err=True)
+
+    @staticmethod
+    def _template_value(ctx: click.Context, param: click.Parameter, given: Mapping[str, Any]) -> Any:
+        assert param.name is not None
+        if param.name in SECRET_PARAMS:
+            return None
+        if param.name in given:
+            raw = given[param.name]
+            if (
+                not isinstance(raw, _PLAIN)
+                and isinstance(param, click.Option)
+                and isinstance(param.flag_value, bool)
+            ):
+                raw = param.flag_value  # an optional-value option given bare, such as --recursive
+            if isinstance(raw, _PLAIN):
+                try:
+                    return _plain(param.type_cast_value(ctx, raw))
+                except click.BadParameter:
+                    return _plain(raw)
+        if param.name in (ctx.default_map or {}):
+            return _plain((ctx.default_map or {})[param.name])
+        return _plain(param.get_default(ctx, call=True))
+
+
+def _plain(value: Any) -> Any:
+    """A value YAML writes plainly; tuples become lists, empty lists and objects become null."""
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list):
+        return value or None
+    return value if isinstance(value, str | int | float | bool) else None
 
 
 class DatakeepGroup(click.Group):
