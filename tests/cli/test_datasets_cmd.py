@@ -119,3 +119,17 @@ def test_missing_required_options_are_usage_errors(dk: Datakeep) -> None:
 
 def test_empty_name_is_refused(dk: Datakeep) -> None:
     assert "needs a name" in dk.fails("datasets", "create", "--name=  ").stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("x" * 201, "at most 200 characters"), ("two\nlines", "control characters"), ("tab\there", "control")],
+)
+def test_names_every_catalog_stores_alike(dk: Datakeep, name: str, message: str) -> None:
+    """PostgreSQL would reject a 201-character name that SQLite stores: both refuse it up front."""
+    assert message in dk.fails("datasets", "create", f"--name={name}").stderr
+    dataset_id = dk.create_dataset("x" * 200)
+    assert message in dk.fails("datasets", "update", f"--id={dataset_id}", f"--name={name}").stderr
+    assert message in dk.fails("storageProviders", "create", "local", f"--name={name}", "--path=/tmp/p").stderr
+    unicode_name = dk.create_dataset("données-日本")
+    assert dk.ok("datasets", "details", f"--id={unicode_name}", "--json").json()["name"] == "données-日本"

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from datakeep.domain import ids
 from datakeep.domain.models import Dataset
 from datakeep.domain.refs import parse_bare_dataset_id
 from datakeep.errors import InvalidInput
 from datakeep.services.context import Context
+
+#: The catalog's column width for names (datasets and storage providers).
+MAX_NAME = 200
+
+
+def check_name(name: str | None, *, what: str, option: str = "--name") -> str:
+    """Refuse names every catalog cannot store alike, or that would garble tables.
+
+    PostgreSQL rejects a name longer than the column while SQLite stores it, so the limit is
+    checked here, the same for both; control characters (a newline) would break the tables.
+    """
+    if name is None or not name.strip():
+        raise InvalidInput(f"A {what} needs a name", hint=f"Pass {option} NAME")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(
+            f"A {what} name can be at most {MAX_NAME} characters (this one has {len(name)})",
+            hint=f"Pass a shorter {option}",
+        )
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise InvalidInput(
+            f"A {what} name cannot contain control characters such as newlines or tabs",
+            hint=f"Pass a {option} of printable characters",
+        )
+    return name
 
 
 class DatasetsService:
@@ -23,8 +49,7 @@ class DatasetsService:
         self, *, name: str, storage_provider_id: str | None = None, description: str | None = None
     ) -> Dataset:
         """Without ``storage_provider_id`` the dataset goes to the team's default provider."""
-        if not name or not name.strip():
-            raise InvalidInput("A dataset needs a name", hint="Pass --name NAME")
+        check_name(name, what="dataset")
         if storage_provider_id is None:
             storage_provider_id = self._ctx.ensure_default_provider().id
         else:
@@ -34,8 +59,8 @@ class DatasetsService:
         )
 
     def update(self, dataset_id: str, *, name: str | None = None, description: str | None = None) -> Dataset:
-        if name is not None and not name.strip():
-            raise InvalidInput("A dataset name cannot be empty", hint="Pass a non-empty --name")
+        if name is not None:
+            check_name(name, what="dataset")
         return self._ctx.catalog.update_dataset(
             self._ctx.team_id, parse_bare_dataset_id(dataset_id), name=name, description=description
         )

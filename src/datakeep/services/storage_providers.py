@@ -9,6 +9,7 @@ from datakeep.domain import ids
 from datakeep.domain.models import StorageProvider
 from datakeep.errors import InvalidInput
 from datakeep.services.context import Context
+from datakeep.services.datasets import check_name
 
 #: Config keys per provider type; ``None`` marks the required ones.
 S3_KEYS = ("bucket", "accessKey", "secretAccessKey", "endpoint", "region", "signatureVersion", "prefix")
@@ -63,8 +64,7 @@ class StorageProvidersService:
         return self._ctx.catalog.get_provider(self._ctx.team_id, provider_id)
 
     def create(self, *, name: str, type: str, config: dict[str, Any]) -> StorageProvider:
-        if not name or not name.strip():
-            raise InvalidInput("A storage provider needs a name", hint="Pass --name NAME")
+        check_name(name, what="storage provider")
         cleaned = _clean_config(type, config, partial=False)
         if type == "local":
             Path(cleaned["path"]).mkdir(parents=True, exist_ok=True)
@@ -76,6 +76,8 @@ class StorageProvidersService:
         self, provider_id: str, *, name: str | None = None, config: dict[str, Any] | None = None
     ) -> StorageProvider:
         """Change the name and/or some config keys; an empty string clears an optional key."""
+        if name is not None:
+            check_name(name, what="storage provider")
         current = self._ctx.catalog.get_provider(
             self._ctx.team_id, ids.check_storage_provider_id(provider_id), reveal=True
         )
