@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from datakeep.catalog.store import Catalog
+from datakeep.storage.content import PACK_THRESHOLD
 
 from .conftest import Datakeep
 
@@ -53,7 +54,8 @@ def _tree(root: Path) -> Path:
     (folder / "sub").mkdir(parents=True)
     for i in range(30):
         (folder / f"f{i:02d}.txt").write_text(f"file {i}\n" * (i + 1))
-    (folder / "sub" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    # Larger than the engine packs, so it is uploaded on its own (the "mid-upload" pause point).
+    (folder / "sub" / "big.bin").write_bytes(os.urandom(max(3 * 1024 * 1024, 2 * PACK_THRESHOLD)))
     return folder
 
 
