@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,8 +175,40 @@ class Gradient:
         return result
 
 
-@pytest.fixture
-def gradient(dk_server: RunningServer, tmp_path: Path) -> Gradient:
+@pytest.fixture(scope="module")
+def dk_server_pg(tmp_path_factory: pytest.TempPathFactory, postgres_server: Any) -> Iterator[RunningServer]:
+    """The same, with the catalog on the session's PostgreSQL server (a database of its own)."""
+    import psycopg
+
+    name = f"server_{os.urandom(6).hex()}"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    server = start_server(tmp_path_factory.mktemp("dk-server-pg"), postgres_server.url(name))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def gradient(request: pytest.FixtureRequest, tmp_path: Path) -> Gradient:
+    """Gradient's 2.99.3 CLI, pointed at a server whose catalog is SQLite, then PostgreSQL."""
+    server: RunningServer = request.getfixturevalue(
+        "dk_server" if request.param == "sqlite" else "dk_server_pg"
+    )
     home = tmp_path / "gradient-home"
     home.mkdir()
-    return Gradient(gradient_bin("2.99.3"), dk_server.url, dk_server.new_key(), home, tmp_path)
+    return Gradient(gradient_bin("2.99.3"), server.url, server.new_key(), home, tmp_path)
+
+
+@pytest.fixture
+def gradient_pg(dk_server_pg: RunningServer, tmp_path: Path) -> Gradient:
+    """Gradient's 2.99.3 CLI against a server on PostgreSQL only (for the longest scenario)."""
+    home = tmp_path / "gradient-home"
+    home.mkdir()
+    return Gradient(gradient_bin("2.99.3"), dk_server_pg.url, dk_server_pg.new_key(), home, tmp_path)

@@ -74,8 +74,10 @@ def test_storage_providers(gradient: Gradient, s3: S3Server, make_bucket: MakeBu
 
 
 def test_datasets_versions_tags_files(
-    gradient: Gradient, s3: S3Server, make_bucket: MakeBucket, s3_client: S3Client, tmp_path: Path
+    gradient_pg: Gradient, s3: S3Server, make_bucket: MakeBucket, s3_client: S3Client, tmp_path: Path
 ) -> None:
+    """The whole story, on the production configuration (catalog on PostgreSQL, data on S3)."""
+    gradient = gradient_pg
     bucket = make_bucket("data-bucket")
     sp = _make_provider(gradient, s3, bucket)
 
