@@ -393,3 +393,27 @@ def test_lists_follow_loopback_order_and_paging(api: Api) -> None:
         headers=_h(owner),
     )
     assert [v["message"] for v in uncommitted.json()] == ["2", "0"]
+
+
+def test_health_and_openapi_need_no_key(api: Api) -> None:
+    health = api.http.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    spec = api.http.get("/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    for route in (
+        "/datasets",
+        "/datasets/{dataset_id}",
+        "/datasets/ref/{ref}",
+        "/datasets/{dataset_id}/versions/{version}",
+        "/datasets/{dataset_id}/tags/{name}",
+        "/datasets/{dataset_id}/versions/{version}/s3/preSignedUrls",
+        "/storageProviders/{provider_id}",
+        "/jobs/createJob/",
+        "/jobs/logs",
+        "/experiments/run/",
+    ):
+        assert route in paths, route
+    assert "put" in paths["/datasets/{dataset_id}/tags/{name}"]
+    assert "post" in paths["/datasets/{dataset_id}"]

@@ -126,7 +126,9 @@ def get_dataset(dataset_id: str, client: TeamClient) -> dict[str, Any]:
     return wire.dataset_json(client.datasets.get(dataset_id))
 
 
-@router.api_route("/datasets/{dataset_id}", methods=["POST", "PUT", "PATCH"], tags=["datasets"])
+@router.post("/datasets/{dataset_id}", tags=["datasets"])
+@router.put("/datasets/{dataset_id}", tags=["datasets"])
+@router.patch("/datasets/{dataset_id}", tags=["datasets"])
 def update_dataset(
     dataset_id: str, client: TeamClient, body: JsonBody = Body(default=None)
 ) -> dict[str, Any]:
@@ -175,9 +177,9 @@ def get_version(dataset_id: str, version: str, client: TeamClient) -> dict[str, 
     return wire.version_json(client.versions.get(_ref(dataset_id, version)))
 
 
-@router.api_route(
-    "/datasets/{dataset_id}/versions/{version}", methods=["POST", "PUT", "PATCH"], tags=["versions"]
-)
+@router.post("/datasets/{dataset_id}/versions/{version}", tags=["versions"])
+@router.put("/datasets/{dataset_id}/versions/{version}", tags=["versions"])
+@router.patch("/datasets/{dataset_id}/versions/{version}", tags=["versions"])
 def update_version(
     dataset_id: str, version: str, client: TeamClient, state: State, body: JsonBody = Body(default=None)
 ) -> dict[str, Any]:
@@ -227,7 +229,8 @@ def get_tag(dataset_id: str, name: str, client: TeamClient) -> dict[str, Any]:
     return wire.tag_json(client.tags.get(_ref(dataset_id, name)))
 
 
-@router.api_route("/datasets/{dataset_id}/tags/{name}", methods=["PUT", "POST"], tags=["tags"])
+@router.put("/datasets/{dataset_id}/tags/{name}", tags=["tags"])
+@router.post("/datasets/{dataset_id}/tags/{name}", tags=["tags"])
 def set_tag(
     dataset_id: str, name: str, client: TeamClient, body: JsonBody = Body(default=None)
 ) -> dict[str, Any]:
@@ -287,9 +290,9 @@ def get_provider(provider_id: str, client: TeamClient) -> dict[str, Any]:
     return wire.provider_json(client.storage_providers.get(provider_id))
 
 
-@router.api_route(
-    "/storageProviders/{provider_id}", methods=["POST", "PUT", "PATCH"], tags=["storageProviders"]
-)
+@router.post("/storageProviders/{provider_id}", tags=["storageProviders"])
+@router.put("/storageProviders/{provider_id}", tags=["storageProviders"])
+@router.patch("/storageProviders/{provider_id}", tags=["storageProviders"])
 def update_provider(
     provider_id: str, client: TeamClient, body: JsonBody = Body(default=None)
 ) -> dict[str, Any]:
