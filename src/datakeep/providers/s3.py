@@ -45,8 +45,8 @@ T = TypeVar("T")
 #: Files up to this size go in one PUT; above it, multipart.
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
-#: Parts uploaded at once, process-wide; with PART_SIZE this bounds part buffers to 256 MiB.
-MAX_PARTS_IN_FLIGHT = 16
+#: Parts uploaded at once, process-wide; with PART_SIZE this bounds part buffers to 128 MiB.
+MAX_PARTS_IN_FLIGHT = 8
 #: Attempts for a streamed body that breaks mid-transfer (each request is also retried by botocore).
 STREAM_ATTEMPTS = 6
 

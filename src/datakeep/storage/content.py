@@ -69,7 +69,8 @@ CHUNK_BYTES = 16 * 1024 * 1024
 CHUNK_FILES = 4096
 #: Ranged reads of a pack are merged when the gap between them is at most this (remote providers).
 COALESCE_GAP = 1024 * 1024
-MAX_RANGE = 64 * 1024 * 1024
+#: A coalesced read stays under this, so that several reads (threads) share a pack.
+MAX_RANGE = 16 * 1024 * 1024
 _TREE_CACHE_MAX = 200_000
 
 
@@ -562,9 +563,9 @@ class ContentStore:
             for p, digest, size in self.entries(root, path):
                 selected[p] = (digest, size)
         target_dir.mkdir(parents=True, exist_ok=True)
-        base = Path(os.path.realpath(target_dir))
-        safe_dirs: set[Path] = {base}
-        plan: dict[str, list[Path]] = {}
+        base = os.path.realpath(target_dir)
+        safe_dirs: set[str] = {base}
+        plan: dict[str, list[str]] = {}
         sizes: dict[str, int] = {}
         for p, (digest, size) in selected.items():
             plan.setdefault(digest, []).append(self._destination(base, p, safe_dirs))
@@ -572,34 +573,42 @@ class ContentStore:
         self._materialize(plan, sizes, verb="Downloading files")
         return len(selected)
 
-    def _destination(self, base: Path, path: str, safe_dirs: set[Path]) -> Path:
+    @staticmethod
+    def _destination(base: str, path: str, safe_dirs: set[str]) -> str:
+        """Where a version path lands under ``base``: never through a symlink, never outside.
+
+        Plain strings, not ``Path``: this runs once per file and pathlib cost more than the write.
+        The file itself may be an existing symlink: ``os.replace`` swaps the link, never its target.
+        """
         parts = _check_parts(manifest.split(path), path)
         if not parts:
             raise InvalidPath(f"Invalid file path in version: {path!r}")
         directory = base
         for name in parts[:-1]:
-            directory = directory / name
+            directory = f"{directory}{os.sep}{name}"
             if directory in safe_dirs:
                 continue
-            if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+            try:
+                st = os.lstat(directory)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(directory)
+                st = os.lstat(directory)
+            if not stat_module.S_ISDIR(st.st_mode):
                 raise InvalidPath(
                     f"{directory} already exists and is not a directory",
                     hint="Choose an empty --target-path, or remove it",
                 )
-            directory.mkdir(exist_ok=True)
             safe_dirs.add(directory)
-        dest = directory / parts[-1]
-        if dest.is_symlink() or dest.is_dir():
-            raise InvalidPath(f"{dest} already exists", hint="Choose an empty --target-path, or remove it")
-        return dest
+        return f"{directory}{os.sep}{parts[-1]}"
 
     def fetch(self, digests: Sequence[str], dest_dir: Path) -> None:
         """Write each blob to ``dest_dir/<digest>``, verified: the cache's fetch callback."""
         dest_dir.mkdir(parents=True, exist_ok=True)
-        plan = {d: [dest_dir / d] for d in dict.fromkeys(digests)}
+        plan = {d: [os.path.join(dest_dir, d)] for d in dict.fromkeys(digests)}
         self._materialize(plan, {}, verb="Fetching files")
 
-    def _materialize(self, plan: dict[str, list[Path]], sizes: dict[str, int], *, verb: str) -> None:
+    def _materialize(self, plan: dict[str, list[str]], sizes: dict[str, int], *, verb: str) -> None:
         locations = self.index.locate(d for d in plan if d != EMPTY_DIGEST)
         for digest, dests in plan.items():
             if digest != EMPTY_DIGEST and digest not in locations:
@@ -648,7 +657,7 @@ class ContentStore:
             for _ in parallel(run, jobs, self.workers):
                 pass
 
-    def _fetch_range(self, key: str, locs: list[Location], plan: dict[str, list[Path]]) -> None:
+    def _fetch_range(self, key: str, locs: list[Location], plan: dict[str, list[str]]) -> None:
         start = locs[0].offset
         end = max(loc.offset + loc.size for loc in locs)
         data = self._call(lambda: self.provider.read(key, start, end - start), "reading files")
@@ -664,7 +673,8 @@ class ContentStore:
             for dest in plan[loc.digest]:
                 _write_file(dest, piece)
 
-    def _fetch_whole(self, loc: Location, dests: list[Path]) -> None:
+    def _fetch_whole(self, loc: Location, paths: list[str]) -> None:
+        dests = [Path(p) for p in paths]
         first = dests[0]
         temp = first.with_name(f".{first.name}.tmp-{uuid.uuid4().hex[:12]}")
         try:
@@ -730,12 +740,17 @@ class ContentStore:
         ]
 
 
-def _write_file(dest: Path, data: bytes | memoryview) -> None:
-    temp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
+def _write_file(dest: str, data: bytes | memoryview) -> None:
+    directory, _, name = dest.rpartition(os.sep)
+    temp = f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         with open(temp, "wb") as f:
             f.write(data)
         os.replace(temp, dest)
+    except IsADirectoryError:
+        raise InvalidPath(
+            f"{dest} already exists", hint="Choose an empty --target-path, or remove it"
+        ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            os.unlink(temp)
