@@ -12,6 +12,7 @@ from datakeep.catalog.store import Catalog
 from datakeep.cli.main import main
 from datakeep.config import Settings
 from datakeep.domain.models import Version
+from datakeep.errors import InvalidInput
 from datakeep.providers.base import Provider
 from datakeep.providers.local import LocalProvider
 from datakeep.services.context import Context
@@ -133,3 +134,40 @@ def test_cli_fsck_and_rebuild_on_the_default_provider(
     again = Catalog(settings.catalog_url)
     assert again.get_version(LOCAL_TEAM_ID, version.dataset_id, version.version).root == version.root
     again.close()
+
+
+def test_gc_deletes_only_what_no_version_needs(make_store: StoreFactory, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from datakeep.storage.admin import gc
+
+    provider = LocalProvider(tmp_path / "store")
+    store = make_store(provider)
+    old = commit(store.catalog, store, write_tree(tmp_path / "old", {"gone.txt": b"only in the old version"}))
+    kept = commit(store.catalog, store, write_tree(tmp_path / "kept", {"stays.txt": b"still needed"}))
+    orphan = provider.root / "packs" / ("0" * 64 + ".pack")
+    orphan.write_bytes(b"left by a killed create")
+    os.utime(orphan, (1_000_000_000, 1_000_000_000))
+    assert gc(store.catalog, provider, store.provider_id, older_than=timedelta(0)).objects == [
+        f"packs/{'0' * 64}.pack"
+    ]
+    store.catalog.delete_version(LOCAL_TEAM_ID, old.dataset_id, old.version)
+    with pytest.raises(InvalidInput, match="the catalog does not know"):
+        gc(store.catalog, provider, store.provider_id, older_than=timedelta(0))  # its record is still there
+    store.delete_version_records(old.dataset_id, old.version)
+    plan = gc(store.catalog, provider, store.provider_id, older_than=timedelta(0))
+    assert plan.dry_run
+    assert len(plan.objects) == 3  # the orphan, the old version's pack and its tree pack
+    assert orphan.exists()
+    done = gc(store.catalog, provider, store.provider_id, older_than=timedelta(0), dry_run=False)
+    assert sorted(done.objects) == sorted(plan.objects)
+    assert not orphan.exists()
+    assert fsck(store.catalog, provider, store.provider_id).ok
+    store.get(kept.root, tmp_path / "out")
+    assert read_tree(tmp_path / "out") == {"stays.txt": b"still needed"}
+    # The deleted content is forgotten, so storing it again uploads it again.
+    again = store.snapshot([str(tmp_path / "old") + "/"])
+    store.get(again.root, tmp_path / "out2")
+    assert read_tree(tmp_path / "out2") == {"gone.txt": b"only in the old version"}
+    # Recent objects are kept whatever they hold.
+    assert gc(store.catalog, provider, store.provider_id).objects == []

@@ -70,7 +70,9 @@ def rebuild_catalog_command(storage_provider_id: str | None, as_json: bool = Fal
 
 
 @admin.command("fsck")
-@click.option("--storageProviderId", "storage_provider_id", help="Provider to check (default: the default provider).")
+@click.option(
+    "--storageProviderId", "storage_provider_id", help="Provider to check (default: the default provider)."
+)
 @click.option("--quick", is_flag=True, help="Only check that objects exist, without reading their bytes.")
 @json_option
 def fsck_command(storage_provider_id: str | None, quick: bool, as_json: bool = False) -> None:
@@ -94,6 +96,40 @@ def fsck_command(storage_provider_id: str | None, quick: bool, as_json: bool = F
             f"fsck found {len(report.problems)} problem(s)",
             hint="Re-upload the affected versions from their source, or restore the objects from a backup",
         )
+
+
+@admin.command("gc")
+@click.option(
+    "--storageProviderId", "storage_provider_id", help="Provider to clean (default: the default provider)."
+)
+@click.option(
+    "--olderThan",
+    "older_than",
+    type=float,
+    default=24.0,
+    show_default=True,
+    help="Keep objects stored less than this many hours ago.",
+)
+@click.option("--yes", is_flag=True, help="Delete for real; without it, only print what would go.")
+@json_option
+def gc_command(storage_provider_id: str | None, older_than: float, yes: bool, as_json: bool = False) -> None:
+    """Delete stored objects that no version needs any more (run it when no create is running)."""
+    from datetime import timedelta
+
+    from datakeep.storage.admin import gc
+
+    ctx = _context()
+    pid = _provider_id(ctx, storage_provider_id)
+    report = gc(ctx.catalog, ctx.provider(pid), pid, older_than=timedelta(hours=older_than), dry_run=not yes)
+    if as_json:
+        echo_json(dataclasses.asdict(report))
+        return
+    for key in report.objects:
+        click.echo(key)
+    verb = "Would delete" if report.dry_run else "Deleted"
+    click.echo(f"{verb} {len(report.objects)} object(s), {report.bytes} bytes")
+    if report.dry_run and report.objects:
+        click.echo("Run again with --yes to delete them.")
 
 
 commands = [admin]

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from datakeep.catalog import schema as t
 from datakeep.catalog.store import Catalog, utcnow
 from datakeep.config import Settings
-from datakeep.errors import DatakeepError
+from datakeep.errors import DatakeepError, InvalidInput
 from datakeep.providers.base import Provider
 from datakeep.storage import manifest, objects
 from datakeep.storage.hashing import EMPTY_DIGEST, digest_bytes, digest_file
@@ -291,3 +291,107 @@ def _verify_object(
     for loc in locs:
         if actual[loc.digest] != loc.digest:
             report.problems.append(f"{needed[loc.digest]}: bytes in {key} do not match digest {loc.digest}")
+
+
+@dataclass
+class GcReport:
+    live_digests: int = 0
+    objects: list[str] = field(default_factory=list)  # garbage object keys (deleted unless dry run)
+    bytes: int = 0
+    forgotten_rows: int = 0
+    dry_run: bool = True
+
+
+def gc(
+    catalog: Catalog,
+    provider: Provider,
+    provider_id: str,
+    *,
+    older_than: timedelta = timedelta(days=1),
+    dry_run: bool = True,
+) -> GcReport:
+    """Delete the objects no version (committed or not) of any dataset on this provider needs.
+
+    Only whole objects go: a pack is deleted when none of its entries is live (packs are never
+    rewritten). Objects younger than ``older_than`` are kept, so a create running now keeps what it
+    has stored but not yet pointed a version at. Run it when no create is running: a create that
+    found a blob in the index just before gc removed it would name bytes that are gone (``fsck``
+    would tell). The index rows go before the objects, so an interrupted gc never leaves a row
+    pointing at a deleted object.
+    """
+    from datakeep.storage.content import ContentStore
+
+    report = GcReport(dry_run=dry_run)
+    with catalog.begin() as c:
+        present = {(d, v) for d, v in c.execute(select(t.versions.c.dataset_id, t.versions.c.version))}
+    unknown = []
+    for info in provider.list(objects.VERSIONS):
+        dataset_id, _, name = info.key[len(objects.VERSIONS) :].partition("/")
+        if name.endswith(".json") and (dataset_id, name[: -len(".json")]) not in present:
+            unknown.append(f"{dataset_id}:{name[: -len('.json')]}")
+    if unknown:
+        # The catalog does not know versions the provider recorded: it may have been lost or be another
+        # one. Collecting now would delete their content.
+        raise InvalidInput(
+            f"The provider holds {len(unknown)} committed version(s) the catalog does not know "
+            f"(for example {unknown[0]})",
+            hint="Run: datakeep admin rebuild-catalog first (versions deleted with datakeep remove their record)",
+        )
+    index = Index(catalog, provider_id)
+    loader = ContentStore(catalog, provider, provider_id, Settings(), progress=False)
+    with catalog.begin() as c:
+        roots = [
+            r[0]
+            for r in c.execute(
+                select(t.versions.c.root)
+                .join(t.datasets, t.datasets.c.id == t.versions.c.dataset_id)
+                .where(t.datasets.c.storage_provider_id == provider_id, t.versions.c.root.is_not(None))
+            )
+        ]
+    live: set[str] = set()
+    for root in set(roots):
+        for tree in manifest.walk_trees(loader._load, root):
+            live.add(tree)
+            live.update(e.digest for e in loader._load(tree) if not e.is_dir)
+    report.live_digests = len(live)
+    cutoff = utcnow() - older_than
+    by_key: dict[str, list[Location]] = {}
+    for loc in index.all_blobs():
+        by_key.setdefault(loc.key, []).append(loc)
+    with catalog.begin() as c:
+        young = {
+            k
+            for (k,) in c.execute(
+                select(t.blobs.c.key).where(
+                    t.blobs.c.storage_provider_id == provider_id, t.blobs.c.created >= cutoff
+                )
+            )
+        }
+    garbage = [
+        k for k, locs in by_key.items() if k not in young and not any(loc.digest in live for loc in locs)
+    ]
+    # Objects no row names at all: left by a create killed between storing them and indexing them.
+    for folder in (objects.PACKS, objects.BLOBS, objects.TREES):
+        for info in provider.list(folder):
+            if info.key in by_key or info.is_dir:
+                continue
+            modified = info.modified
+            if modified is not None and modified.tzinfo is None:
+                modified = modified.replace(tzinfo=UTC)
+            if modified is not None and modified < cutoff:
+                garbage.append(info.key)
+    for key in sorted(garbage):
+        try:
+            size = provider.stat(key).size
+        except FileNotFoundError:
+            size = 0
+        report.objects.append(key)
+        report.bytes += size
+    if dry_run:
+        return report
+    doomed = [loc.digest for key in garbage for loc in by_key.get(key, [])]
+    index.forget_blobs(doomed)
+    report.forgotten_rows = len(doomed)
+    for key in report.objects:
+        provider.delete(key)
+    return report

@@ -719,6 +719,16 @@ class ContentStore:
         key = objects.version_record_key(version.dataset_id, version.version)
         self._call(lambda: self.provider.write(key, data), "recording the version")
 
+    def delete_version_records(self, dataset_id: str, version: str | None = None) -> None:
+        """Forget a deleted version (or, with no ``version``, a deleted dataset) on the provider too,
+        so that rebuild-catalog does not bring it back and gc may reclaim its content."""
+        if version is not None:
+            keys = [objects.version_record_key(dataset_id, version)]
+        else:
+            keys = [i.key for i in self.provider.list(f"{objects.VERSIONS}{dataset_id}/") if not i.is_dir]
+        for key in keys:
+            self._call(lambda key=key: self.provider.delete(key), "removing a version record")
+
     # Last in the class: defining ``list`` shadows the builtin in the annotations that follow it.
     def list(self, root: str | None, path: str = "/", *, recursive: bool = False) -> list[FileEntry]:
         """The files (and, non-recursively, ``sub/`` directories) at ``path``, named relative to it."""
