@@ -37,9 +37,9 @@ def walk(command: click.Command, ctx: click.Context) -> Iterator[tuple[click.Con
     """Depth first, subcommands in name order, each with the context a real call would have."""
     yield ctx, command
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            sub = command.commands[name]
-            if getattr(sub, "hidden", False):
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            if sub is None or getattr(sub, "hidden", False):
                 continue
             yield from walk(sub, click.Context(sub, info_name=name, parent=ctx))
 

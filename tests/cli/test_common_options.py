@@ -109,7 +109,9 @@ def test_api_key_is_accepted_everywhere(dk: Datakeep) -> None:
 
 def _read_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found: list[tuple[str, ...]] = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += _read_commands(command, (*prefix, name))
         elif name in ("list", "details", "diff"):
@@ -124,7 +126,9 @@ def test_every_read_command_has_json() -> None:
         command: click.Command = cli
         for part in path:
             assert isinstance(command, click.Group)
-            command = command.commands[part]
+            sub = command.get_command(click.Context(command), part)
+            assert sub is not None
+            command = sub
         assert "--json" in [opt for p in command.params for opt in p.opts], path
 
 

@@ -167,8 +167,7 @@ class GradientCommand(click.Command):
         except KeyboardInterrupt:
             click.echo("", err=True)
             click.echo(INTERRUPTED, err=True)
-            # SystemExit, not click's Exit: cli.main's return value (Exit's code) is not passed on
-            # by datakeep.cli.main.main, which would turn this into status 0.
+            # SystemExit goes straight through click and datakeep.cli.main.main to the shell.
             raise SystemExit(130) from None
 
     def _by_option_name(self) -> dict[str, click.Parameter]:

@@ -1,14 +1,15 @@
-"""The root ``datakeep`` group, command registration, and the one place errors become exit codes.
+"""The root ``datakeep`` group, lazy loading of command groups, and the one place errors become exit codes.
 
-Command groups live in their own modules, each exposing ``commands``: a list of click
-commands/groups added to the root. A module listed in :data:`COMMAND_MODULES` that does not
-exist yet is skipped, so parts can land independently.
+Each command group lives in its own module exposing ``commands``: click commands or groups
+for the root. :data:`COMMANDS` says which modules make up each top-level name; a module is
+imported only when its command runs, so ``datakeep datasets list`` never pays for boto3 or
+the experiment runner. Two modules may contribute to one group (``admin``): their
+subcommands are merged.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import traceback
@@ -19,21 +20,51 @@ from datakeep import __version__
 from datakeep.config import ENV_DEBUG
 from datakeep.errors import DatakeepError
 
-COMMAND_MODULES = (
-    "datakeep.cli.datasets",
-    "datakeep.cli.storage_providers",
-    "datakeep.cli.jobs",
-    "datakeep.cli.experiments",
-    "datakeep.cli.cache",
-    "datakeep.cli.admin",
-    "datakeep.cli.admin_teams",
-    "datakeep.cli.server",
-)
+#: Top-level command name -> the modules that define it, in order.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "admin": ("datakeep.cli.admin", "datakeep.cli.admin_teams"),
+    "cache": ("datakeep.cli.cache",),
+    # cli.jobs adds `datasets versions lineage` to the group it finds in cli.datasets.
+    "datasets": ("datakeep.cli.datasets", "datakeep.cli.jobs"),
+    "experiments": ("datakeep.cli.experiments",),
+    "jobs": ("datakeep.cli.jobs",),
+    "server": ("datakeep.cli.server",),
+    "storageProviders": ("datakeep.cli.storage_providers",),
+}
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+def _load(name: str) -> click.Command | None:
+    """Import the modules behind one top-level name and merge what they define under it."""
+    found: click.Command | None = None
+    for module_name in COMMANDS.get(name, ()):
+        module = importlib.import_module(module_name)
+        for command in getattr(module, "commands", []):
+            if command.name != name:
+                continue
+            if found is None:
+                found = command
+            elif found is not command and isinstance(found, click.Group) and isinstance(command, click.Group):
+                for sub_name, sub in command.commands.items():
+                    found.add_command(sub, sub_name)
+    return found
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            command = _load(cmd_name)
+            if command is None:
+                return None
+            self.add_command(command, cmd_name)
+        return self.commands[cmd_name]
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="datakeep")
 def cli() -> None:
     """datakeep: versioned datasets for machine learning.
@@ -44,24 +75,6 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        for command in getattr(module, "commands", []):
-            if command.name in cli.commands and command is not cli.commands[command.name]:
-                existing = cli.commands[command.name]
-                if isinstance(existing, click.Group) and isinstance(command, click.Group):
-                    for sub in command.commands.values():
-                        existing.add_command(sub)
-                    continue
-            cli.add_command(command)
-
-
-_register()
-
-
 def _debug() -> bool:
     return os.environ.get(ENV_DEBUG, "") not in ("", "0", "false", "no")
 
@@ -69,9 +82,10 @@ def _debug() -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and a non-zero exit code."""
     try:
-        cli.main(args=argv, prog_name="datakeep", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="datakeep", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        # click turns Ctrl-C into Abort: say what it means for the user's data.
+        click.echo("Interrupted: nothing was committed. Run the same command again to resume.", err=True)
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -98,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 fg="red",
             )
         return 1
-    return 0
+    # A command may set its exit code through ctx.exit(N); click hands it back here.
+    return result if isinstance(result, int) else 0
 
 
 def entry_point() -> None:
