@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -395,6 +396,29 @@ def test_plan_clean_filters_and_counts_shared_bytes_once(tmp_path: Path) -> None
     assert cache.verify() == []
 
 
+def test_a_version_pinned_after_the_plan_is_still_kept(tmp_path: Path) -> None:
+    """A job may start between ``clean``'s plan (printed first) and its execution."""
+    cache = Cache(tmp_path / "cache")
+    keys = _fill(cache, 2)
+    plan = cache.plan_clean()
+    assert sorted(v.key for v in plan.versions) == sorted(keys)
+    other = Cache(tmp_path / "cache")  # as another process would
+    other.pin(keys[0], "job-started-meanwhile")
+    plan.execute()
+    assert [v.key for v in cache.list()] == [keys[0]]
+    assert cache.verify() == []
+
+
+def test_verify_shows_progress_and_finds_nothing_in_a_sound_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = Cache(tmp_path / "cache")
+    entries, remote = version(FILES)
+    cache.materialize("dsaaaaaaaaaaaaa/v1", entries, remote)
+    assert cache.verify(progress=True) == []
+    assert "Verifying the cache" in capsys.readouterr().err
+
+
 def test_list_shows_sizes_files_and_last_use(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     entries, remote = version(FILES)
@@ -419,7 +443,8 @@ def test_lock_of_a_dead_process_is_broken_at_once(tmp_path: Path) -> None:
     dead.wait()
     path = tmp_path / "x.lock"
     path.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started": "1", "token": "t"}))
-    lock = FileLock(path, stale_after=3600, max_wait=3600)
+    # Waiting out max_wait would also "acquire"; a short one makes a lock that is not broken fail.
+    lock = FileLock(path, stale_after=3600, max_wait=5)
     assert lock.acquire()
     lock.release()
     assert not path.exists()
@@ -444,6 +469,15 @@ def test_cached_version_is_presented_without_reading_its_entries(tmp_path: Path)
     def no_fetch(missing: Sequence[CacheEntry], into: Path) -> None:
         raise AssertionError("fetched again")
 
-    assert cache.materialize("dsaaaaaaaaaaaaa/v1", [], no_fetch) == path
+    class Unread(Sequence[CacheEntry]):
+        """Entries a cached version must not even look at (20,000 of them would cost O(n))."""
+
+        def __len__(self) -> int:
+            raise AssertionError("entries counted")
+
+        def __getitem__(self, index: Any) -> Any:
+            raise AssertionError("entries read")
+
+    assert cache.materialize("dsaaaaaaaaaaaaa/v1", Unread(), no_fetch) == path
     assert cache.lookup("dsaaaaaaaaaaaaa/v1") == path
     assert cache.lookup("dsaaaaaaaaaaaaa/v2") is None

@@ -52,6 +52,7 @@ from datakeep.cache.owners import FileLock, Owner, owner_gone
 from datakeep.config import Settings
 from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, QuotaExceeded, StorageError
 from datakeep.storage.hashing import EMPTY_DIGEST, digest_file, is_digest
+from datakeep.storage.transfer import Progress
 
 #: Fetch callback: write each entry's bytes to ``<dir>/<digest>``.
 Fetch = Callable[[Sequence["CacheEntry"], Path], None]
@@ -106,6 +107,7 @@ class Problem:
     path: Path
     detail: str
     repaired: bool = False
+    key: str | None = None  # the cached version concerned, when there is one
 
 
 @dataclass
@@ -158,16 +160,26 @@ def _from_ts(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a tree whose directories were made read-only on purpose."""
+def remove_tree(path: Path) -> None:
+    """Remove a tree even where its directories are read-only: the cache makes snapshot
+    directories 0555 on purpose, and a job's command may leave its scratch or output so."""
 
     def fix_and_retry(func: Callable[..., object], target: str, _exc: object) -> None:
         with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o755)
+            os.chmod(os.path.dirname(target), 0o700)
+            if not os.path.islink(target) and os.path.isdir(target):
+                os.chmod(target, 0o700)
             func(target)
 
     if path.exists() or path.is_symlink():
         shutil.rmtree(path, onerror=fix_and_retry)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -306,7 +318,7 @@ class Cache:
                     (tmp / e.digest).touch()
                     self._publish_blob(tmp / e.digest, e.digest)
                 finally:
-                    _remove_tree(tmp)
+                    remove_tree(tmp)
                 continue
             missing[e.digest] = e
         return list(missing.values())
@@ -335,7 +347,7 @@ class Cache:
                     hint="Nothing unverified was cached; run the command again.",
                 )
         finally:
-            _remove_tree(tmp)
+            remove_tree(tmp)
 
     def _publish_blob(self, src: Path, digest: str) -> None:
         dest = self.blob_path(digest)
@@ -387,7 +399,7 @@ class Cache:
                 # Another process published the same version first: use theirs.
             return self._reuse(key) or unit / "files"
         finally:
-            _remove_tree(tmp)
+            remove_tree(tmp)
 
     # SIZE CAP
 
@@ -404,11 +416,7 @@ class Cache:
 
     def usage(self) -> int:
         """Bytes held by blobs (snapshot hardlinks cost nothing more)."""
-        total = 0
-        for blob in self._iter_blobs():
-            with contextlib.suppress(OSError):
-                total += blob.stat().st_size
-        return total
+        return sum(_size(blob) for blob in self._iter_blobs())
 
     def evict_to_fit(self, max_size: int | None = None, *, keep: Iterable[str] = ()) -> builtins.list[str]:
         """Evict least-recently-used versions until blobs fit in ``max_size``; never a pinned one."""
@@ -581,7 +589,7 @@ class Cache:
                 with contextlib.suppress(OSError):
                     os.rename(trash, unit)
             candidates |= digests
-            _remove_tree(trash.parent)
+            remove_tree(trash.parent)
         return self._collect_garbage(candidates) if candidates else 0
 
     def _collect_garbage(self, candidates: set[str] | None) -> int:
@@ -611,56 +619,14 @@ class Cache:
 
     def _sweep_temp(self) -> builtins.list[Path]:
         """Remove work left in ``tmp/`` by processes that died; return what was removed."""
-        removed: builtins.list[Path] = []
-        for path in (self.root / "tmp").iterdir():
-            owner = Owner.from_tag(path.name.rsplit("~", 1)[0])
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            if owner_gone(owner, mtime, stale_after=max(FOREIGN_STALE_AFTER, 86400.0)):
-                _remove_tree(path)
-                removed.append(path)
+        removed = self._stale_temp()
+        for path in removed:
+            remove_tree(path)
         return removed
 
-    # VERIFY
-
-    def verify(self, *, repair: bool = False) -> builtins.list[Problem]:
-        """Rehash every blob and check every snapshot against its manifest.
-
-        With ``repair``, corrupted blobs and the snapshots that expose them are removed, so the
-        next use fetches them again; a pinned snapshot is reported but left to its job.
-        """
-        problems: builtins.list[Problem] = []
-        bad: set[str] = set()
-        for blob in list(self._iter_blobs()):
-            digest = blob.parent.name + blob.name
-            try:
-                actual = digest_file(blob)
-            except OSError as exc:
-                actual = f"unreadable ({exc.strerror})"
-            if actual != digest:
-                bad.add(digest)
-                if repair:
-                    with contextlib.suppress(FileNotFoundError):
-                        blob.unlink()
-                problems.append(Problem("corrupt_blob", blob, f"content hashes to {actual[:16]}…", repair))
-        for key, unit in list(self._iter_units()):
-            found = self._verify_unit(unit, bad)
-            if not found:
-                continue
-            fix = repair and not self.pins(key)
-            if fix:
-                self._remove_versions_force(key)
-            problems.extend(
-                Problem(p.kind, p.path, p.detail + ("" if fix or not repair else " (pinned: kept)"), fix)
-                for p in found
-            )
-        for path in self._sweep_temp() if repair else self._stale_temp():
-            problems.append(Problem("leftover_temp", path, "left by a process that died", repair))
-        return problems
-
     def _stale_temp(self) -> builtins.list[Path]:
+        """Work in ``tmp/`` whose owner died. A foreign host's is judged by age only, and a
+        fetch may legitimately run for hours, hence the day before it counts as abandoned."""
         stale = []
         for path in (self.root / "tmp").iterdir():
             owner = Owner.from_tag(path.name.rsplit("~", 1)[0])
@@ -669,12 +635,63 @@ class Cache:
                     stale.append(path)
         return stale
 
+    # VERIFY
+
+    def verify(self, *, repair: bool = False, progress: bool | None = False) -> builtins.list[Problem]:
+        """Rehash every blob and check every snapshot against its manifest.
+
+        With ``repair``, corrupted blobs and the snapshots that expose them are removed, so the
+        next use fetches them again; a pinned snapshot is reported but left to its job.
+        Rehashing a large cache takes a while, hence ``progress`` (None: when on a terminal).
+        """
+        problems: builtins.list[Problem] = []
+        bad: set[str] = set()
+        blobs = list(self._iter_blobs())
+        with Progress("Verifying the cache", enabled=progress) as bar:
+            bar.expect(len(blobs), sum(_size(b) for b in blobs))
+            for blob in blobs:
+                problem = self._verify_blob(blob, repair=repair)
+                if problem is not None:
+                    problems.append(problem)
+                    bad.add(blob.parent.name + blob.name)
+                bar.advance(1, _size(blob))
+        for key, unit in list(self._iter_units()):
+            found = self._verify_unit(unit, bad)
+            if not found:
+                continue
+            fix = repair and not self.pins(key)
+            if fix:
+                self._remove_versions_force(key)
+            problems.extend(
+                Problem(p.kind, p.path, p.detail + ("" if fix or not repair else " (pinned: kept)"), fix, key)
+                for p in found
+            )
+        for path in self._sweep_temp() if repair else self._stale_temp():
+            problems.append(Problem("leftover_temp", path, "left by a process that died", repair))
+        return problems
+
+    @staticmethod
+    def _verify_blob(blob: Path, *, repair: bool) -> Problem | None:
+        """Rehash one blob (named by its digest); a corrupt one is removed on repair."""
+        try:
+            actual = digest_file(blob)
+        except FileNotFoundError:
+            return None  # evicted meanwhile
+        except OSError as exc:
+            actual = f"unreadable ({exc.strerror})"
+        if actual == blob.parent.name + blob.name:
+            return None
+        if repair:
+            with contextlib.suppress(FileNotFoundError):
+                blob.unlink()
+        return Problem("corrupt_blob", blob, f"content hashes to {actual[:16]}…", repair)
+
     def _remove_versions_force(self, key: str) -> None:
         unit = self._unit(key)
         trash = self._new_tmp()
         with contextlib.suppress(FileNotFoundError):
             os.rename(unit, trash / "unit")
-        _remove_tree(trash)
+        remove_tree(trash)
 
     def _verify_unit(self, unit: Path, bad: set[str]) -> builtins.list[Problem]:
         manifest = self._manifest(unit)

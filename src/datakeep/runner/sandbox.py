@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from datakeep.cache.store import remove_tree
 from datakeep.errors import InvalidInput, SandboxUnavailable
 
 Backend = Literal["auto", "bwrap", "unshare"]
@@ -434,17 +435,4 @@ def run_sandboxed(spec: SandboxSpec, *, on_output: Callable[[bytes], None], back
             argv = _unshare_argv(tool, checked, scratch, newroot, cwd, spec.command)
         return _stream(argv, env, None, on_output)
     finally:
-        _remove_tree(workdir)
-
-
-def _remove_tree(path: Path) -> None:
-    """Remove the run's scratch, which the command may have left read-only."""
-
-    def fix_and_retry(func: Callable[..., object], target: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o700)
-            if not os.path.islink(target) and os.path.isdir(target):
-                os.chmod(target, 0o700)
-            func(target)
-
-    shutil.rmtree(path, onerror=fix_and_retry)
+        remove_tree(workdir)
