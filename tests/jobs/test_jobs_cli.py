@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from datakeep.cli.common import reset_client
+from datakeep.cli.jobs import producer_rows
 from datakeep.cli.main import main
 from datakeep.runner import sandbox
 
@@ -97,6 +98,14 @@ def test_seed_example_through_the_cli(seed: tuple[str, str, str], tmp_path: Path
     assert f"<- {v2}" in lineage
     down = ok("datasets", "versions", "lineage", f"--id={v1}").stdout
     assert f"-> {committed.group(1)} (made by job {job_id.group(1)})" in down
+    # What `datasets versions details` shows once cli/datasets.py appends these rows.
+    try:
+        rows = dict(producer_rows(committed.group(1)))
+        assert rows["Produced by job"] == f"{job_id.group(1)} (Succeeded)"
+        assert rows["Job inputs"].splitlines() == [f"input-a@{v1}", f"input-b@{v2}"]
+        assert producer_rows(v1) == []
+    finally:
+        reset_client()
 
 
 @NEEDS_NS
@@ -153,14 +162,17 @@ def test_cache_commands(seed: tuple[str, str, str], hermetic_env: object) -> Non
     bad = dk("cache", "verify")
     assert bad.code == 1
     assert "corrupt_blob" in bad.stdout
-    assert ok("cache", "verify", "--repair").code == 0
+    repaired = ok("cache", "verify", "--repair").stdout
+    assert "shares the corrupted blob; fetched again" in repaired
     assert ok("cache", "verify").stdout == "Cache OK\n"
+    assert (path / "hello.txt").read_text() == "hello world\n"  # the repair fetched it again
     dry = ok("cache", "clean", "--dry-run", f"--dataset={ds}").stdout
+    assert v1 in dry
     assert v2 in dry
-    assert "Would free 7 B (7 bytes)" in dry
+    assert "Would free 19 B (19 bytes)" in dry
     assert v2 in ok("cache", "list").stdout
     assert "Nothing to remove" in ok("cache", "clean", "--older-than=7d").stdout
     done = ok("cache", "clean").stdout
-    assert "Freed 7 B (7 bytes) from 1 version" in done
+    assert "Freed 19 B (19 bytes) from 2 versions" in done
     assert ok("cache", "list").stdout == "No data found\n"
     assert dk("cache", "clean", "--older-than=soon").code == 1

@@ -83,10 +83,11 @@ def test_seed_example_commits_a_new_latest_output(client: Client, tmp_path: Path
     assert mounts["output-a"].output
     assert mounts["output-a"].version == latest.version
     assert job.env == {"API_TOKEN": SECRET_MASK, "EPOCHS": "3"}
-    if not any(Path(p, "docker").exists() or Path(p, "podman").exists() for p in os.get_exec_path()):
-        assert len(notices) == 1
-        assert "No container engine" in notices[0]
+    assert len(notices) == 1  # said once, whichever engine is here
+    assert "--container=bash is recorded" in notices[0]
     assert client.jobs.logs(job.id) == ["done"]
+    # The version now holds what the job wrote: no second copy is left in the run directory.
+    assert not (client.settings.runs_path / "jobs" / job.id / "outputs").exists()
     # The input is now in the cache, unpinned, intact.
     (cached,) = [v for v in client.cache.list() if v.key == v1.replace(":", "/")]
     assert cached.pins == ()
@@ -170,6 +171,36 @@ def test_bad_dataset_options_are_refused(client: Client, tmp_path: Path) -> None
     with pytest.raises(VersionNotCommitted):
         client.jobs.create(command="true", datasets=[f"in@{draft.ref}"])
     assert client.jobs.list() == []
+
+
+FAKE_ENGINE = '#!/bin/sh\n[ "$1" = info ] && exit {code}\nexit 0\n'
+
+
+@pytest.mark.parametrize(
+    ("engines", "expected"),
+    [
+        ({}, "No container engine here"),
+        ({"docker": 1}, "No container engine here"),  # a docker client without its daemon
+        ({"docker": 0}, "not in docker"),
+        ({"podman": 0}, "not in podman"),
+    ],
+)
+def test_container_is_recorded_and_the_engine_named_once(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engines: dict[str, int], expected: str
+) -> None:
+    # Stand-in engines (no container engine runs here): only whether `info` succeeds matters.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, code in engines.items():
+        (bin_dir / name).write_text(FAKE_ENGINE.format(code=code))
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    notices: list[str] = []
+    job = client.jobs.create(command="echo ran", container="bash", mount_mode="env", on_notice=notices.append)
+    assert (job.state, job.container) == ("Succeeded", "bash")
+    assert len(notices) == 1
+    assert expected in notices[0]
+    assert "--container=bash is recorded" in notices[0]
 
 
 def test_env_helpers() -> None:
@@ -272,19 +303,25 @@ def test_kill_9_leaves_output_uncommitted_and_cache_consistent(client: Client, t
         assert proc.poll() is None, "the job ended early"
         assert time.monotonic() < deadline, "the job never wrote its output"
         time.sleep(0.02)
-    (job_id,) = [p.name for p in runs.iterdir()]
-    assert client.jobs.get(job_id).state == "Running"
-    assert [len(v.pins) for v in client.cache.list()] == [1]  # the input is pinned while it runs
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        (job_id,) = [p.name for p in runs.iterdir()]
+        assert client.jobs.get(job_id).state == "Running"
+        assert [len(v.pins) for v in client.cache.list()] == [1]  # the input is pinned while it runs
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     job = client.jobs.get(job_id)
     assert job.state == "Failed"
     (out_mount,) = [m for m in job.datasets if m.output]
-    assert not client.versions.get(f"{ds_out}:{out_mount.version}").is_committed
+    kept = f"{ds_out}:{out_mount.version}"
+    assert not client.versions.get(kept).is_committed
     assert client.versions.list(ds_out) == []  # nothing committed, so no latest
     assert client.cache.verify() == []
     assert [v.pins for v in client.cache.list()] == [()]  # the dead job's pin no longer holds
-    assert (runs / job_id / "outputs" / "o" / "part.txt").read_text() == "partial\n"
+    # Noticing the death put what the command wrote into the uncommitted version, once.
+    assert read_version(client, kept, tmp_path) == {"part.txt": "partial\n"}
+    assert not (runs / job_id / "outputs").exists()
+    assert client.jobs.get(job_id).state == "Failed"
 
 
 @NEEDS_NS

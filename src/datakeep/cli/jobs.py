@@ -234,6 +234,23 @@ def version_lineage(ref: str, depth: int, as_json: bool) -> None:
         click.echo(render_lineage(lineage))
 
 
+def producer_rows(ref: str) -> list[tuple[str, str]]:
+    """Rows for ``datasets versions details``: which job produced the version, from which inputs.
+
+    That command lives in cli/datasets.py; it appends these rows, so what a job means for
+    lineage stays defined here. A version no job produced gets no rows.
+    """
+    job = get_client().jobs.producer(ref)
+    if job is None:
+        return []
+    inputs = [f"{m.name}@{m.ref.split(':')[0]}:{m.version}" for m in job.datasets if not m.output]
+    return [
+        ("Produced by job", f"{job.id} ({job.state})"),
+        ("Job command", job.command),
+        ("Job inputs", "\n".join(inputs) or "(none)"),
+    ]
+
+
 def _attach_lineage() -> None:
     """Add ``lineage`` to the ``datasets versions`` group owned by cli/datasets.py."""
     from datakeep.cli import datasets as datasets_cli

@@ -7,7 +7,9 @@ catalog, so a version reference becomes a cached, read-only directory.
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from datakeep.cache import Cache, CachedVersion, CacheEntry, CleanPlan, Problem
 from datakeep.domain.models import Version
 from datakeep.domain.refs import parse_ref
+from datakeep.errors import DatakeepError
 from datakeep.services.context import Context
 
 
@@ -43,7 +46,22 @@ class CacheService:
         return self.store.plan_clean(older_than=older_than, dataset=dataset)
 
     def verify(self, *, repair: bool = False) -> builtins.list[Problem]:
-        return self.store.verify(repair=repair)
+        """Rehash the cache; with ``repair``, also fetch again the versions it had to drop.
+
+        The store alone can only drop what is corrupt (it knows no providers), which would
+        leave the next job to pay for the fetch; here the catalog is at hand, so the repair
+        ends with the cache as complete as before. A version this team cannot see (the cache
+        may be shared) or that was deleted since is left to be fetched by whoever uses it.
+        """
+        problems = self.store.verify(repair=repair, progress=self._ctx.progress)
+        dropped = dict.fromkeys(p.key for p in problems if p.repaired and p.key is not None)
+        fetched: set[str] = set()
+        for key in dropped:
+            assert key is not None
+            with contextlib.suppress(DatakeepError):
+                self.materialize(key.replace("/", ":", 1))
+                fetched.add(key)
+        return [replace(p, detail=p.detail + "; fetched again") if p.key in fetched else p for p in problems]
 
     def materialize(self, ref: str, *, pin: str | None = None) -> Path:
         """A committed version (``ID:VERSION``, ``ID:TAG``, ``ID:latest``) as a read-only directory."""

@@ -18,6 +18,7 @@ import builtins
 import contextlib
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +29,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from datakeep.cache.owners import Owner
+from datakeep.cache.store import remove_tree
 from datakeep.catalog import schema as t
+from datakeep.catalog.store import utcnow
 from datakeep.domain import ids
 from datakeep.domain.models import SECRET_MASK, DatasetMount, Job, Version, _Serializable
 from datakeep.domain.refs import parse_ref
-from datakeep.errors import InvalidInput, JobNotFound, VersionNotCommitted
+from datakeep.errors import DatakeepError, InvalidInput, JobNotFound, VersionNotCommitted
 from datakeep.runner.sandbox import Mount, SandboxSpec, require_sandbox, run_sandboxed
 from datakeep.services.cache import CacheService
 from datakeep.services.context import Context
@@ -40,13 +43,40 @@ from datakeep.services.context import Context
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Pending", "Running", "Succeeded", "Failed", "Cancelled"
 FINISHED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 MOUNT_MODES = ("namespace", "env")
-CONTAINER_ENGINES = ("docker", "podman")
 #: Environment variable names whose values are never stored (matched on the upper-cased name).
 _SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH", "PRIVATE")
 _KIND = "job"
 
 OnOutput = Callable[[bytes], None]
 OnNotice = Callable[[str], None]
+
+
+def _container_engine() -> str | None:
+    """A container engine that can run something now: podman needs no daemon, docker does
+    (its client alone, without a reachable daemon, runs nothing)."""
+    if shutil.which("podman"):
+        return "podman"
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        done = subprocess.run([docker, "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return "docker" if done.returncode == 0 else None
+
+
+def _container_notice(container: str) -> str:
+    engine = _container_engine()
+    if engine is None:
+        return (
+            f"No container engine here (docker or podman, running): --container={container} is recorded "
+            "and the command runs on the host."
+        )
+    return (
+        f"--container={container} is recorded; datakeep runs the command on the host in its own mount "
+        f"namespace, not in {engine}."
+    )
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -90,7 +120,10 @@ def parse_dataset_option(value: str) -> tuple[str, str]:
             hint="Inputs are NAME@ID:VERSION (or :TAG, :latest); outputs are NAME@ID",
         )
     if name in (".", "..") or "/" in name or "\0" in name or not name.isprintable():
-        raise InvalidInput(f"Dataset name {name!r} cannot be a directory name under /datasets")
+        raise InvalidInput(
+            f"Dataset name {name!r} cannot be a directory under /datasets",
+            hint="Use a plain name without '/', such as input-a",
+        )
     return name, ref
 
 
@@ -162,19 +195,7 @@ class JobsService:
         requests = self._resolve(datasets)
         if mount_mode == "namespace":
             require_sandbox()  # fail before creating anything, naming the cause
-        notices: list[str] = []
-        if container:
-            engines = [e for e in CONTAINER_ENGINES if shutil.which(e)]
-            if not engines:
-                notices.append(
-                    f"No container engine (docker or podman) here: --container={container} is recorded "
-                    "and the command runs on the host."
-                )
-            else:
-                notices.append(
-                    f"--container={container} is recorded; datakeep runs the command on the host in its "
-                    "own mount namespace."
-                )
+        notices = [_container_notice(container)] if container else []
 
         job_id = ids.new_job_id()
         run_dir = self._ctx.settings.runs_path / "jobs" / job_id
@@ -192,7 +213,7 @@ class JobsService:
             "notes": notices,
             "owner": Owner.me().tag,
         }
-        now = _now()
+        now = utcnow()
         with self._catalog.begin() as c:
             c.execute(
                 insert(t.jobs).values(
@@ -261,7 +282,7 @@ class JobsService:
                     source = cache.materialize_version(r.version, pin=job_id)
                     pinned.append(r.version)
                     mounts.append(Mount(source, f"/datasets/{r.name}"))
-            self._set(job_id, state=RUNNING, started=_now())
+            self._set(job_id, state=RUNNING, started=utcnow())
             with open(log_path, "ab", buffering=0) as log:
 
                 def output(chunk: bytes) -> None:
@@ -281,14 +302,14 @@ class JobsService:
             raise
         finally:
             try:
-                self._save_outputs(job_id, outputs, run_dir, commit=state == SUCCEEDED)
+                self._save_outputs(run_dir, {n: v.ref for n, v in outputs.items()}, commit=state == SUCCEEDED)
             except Exception:
                 state = FAILED
                 raise
             finally:
                 for version in pinned:
                     cache.unpin(version, job_id)
-                self._set(job_id, state=state, exit_code=exit_code, finished=_now())
+                self._set(job_id, state=state, exit_code=exit_code, finished=utcnow())
         return self.get(job_id)
 
     def _resolve(self, datasets: Sequence[str]) -> list[_Request]:
@@ -315,21 +336,26 @@ class JobsService:
             requests.append(_Request(name, ref_text, ref.dataset_id, output=False, version=version))
         return requests
 
-    def _save_outputs(
-        self, job_id: str, outputs: Mapping[str, Version], run_dir: Path, *, commit: bool
-    ) -> None:
-        """Upload each output dir into its version; commit them only after a clean exit."""
+    def _save_outputs(self, run_dir: Path, outputs: Mapping[str, str], *, commit: bool) -> None:
+        """Upload each output dir (``NAME -> ds:ver``) into its version; commit only after a clean exit.
+
+        A directory is removed once its version holds it, so finished jobs do not keep a second
+        copy of everything they wrote; until then (an upload that failed) it stays on disk.
+        """
         from datakeep.services.files import FilesService
         from datakeep.services.versions import VersionsService
 
         files = FilesService(self._ctx)
         versions = VersionsService(self._ctx)
-        for name, version in outputs.items():
+        for name, ref in outputs.items():
             out_dir = run_dir / "outputs" / name
             if out_dir.is_dir() and any(out_dir.iterdir()):
-                files.put(version.ref, source_paths=[str(out_dir) + os.sep])
+                files.put(ref, source_paths=[str(out_dir) + os.sep])
+            remove_tree(out_dir)
             if commit:
-                versions.commit(version.ref)
+                versions.commit(ref)
+        with contextlib.suppress(OSError):
+            (run_dir / "outputs").rmdir()
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self._catalog.begin() as c:
@@ -338,7 +364,12 @@ class JobsService:
     # READ
 
     def _reconcile(self, row: Any) -> Any:
-        """A job still 'Running' whose datakeep process died (kill -9, reboot) is marked Failed."""
+        """A job still 'Running' whose datakeep process died (kill -9, reboot) is marked Failed.
+
+        What its command had written is then put into its uncommitted output versions, as a
+        failed job's would have been, so it can be inspected there. Only the process whose
+        update flips the state does this, so two readers never upload it twice.
+        """
         if row.state not in (PENDING, RUNNING):
             return row
         owner = Owner.from_tag(str((row.spec or {}).get("owner", "")))
@@ -348,12 +379,26 @@ class JobsService:
         spec = dict(row.spec or {})
         spec["notes"] = [*spec.get("notes", []), note]
         with self._catalog.begin() as c:
-            c.execute(
+            flipped = c.execute(
                 update(t.jobs)
                 .where(t.jobs.c.id == row.id, t.jobs.c.state.in_([PENDING, RUNNING]))
-                .values(state=FAILED, spec=spec, finished=_now())
-            )
-            return c.execute(select(t.jobs).where(t.jobs.c.id == row.id)).first()
+                .values(state=FAILED, spec=spec, finished=utcnow())
+            ).rowcount
+            outputs = {
+                r.name: f"{r.dataset_id}:{r.version}"
+                for r in c.execute(
+                    select(t.job_datasets).where(
+                        t.job_datasets.c.job_id == row.id, t.job_datasets.c.output.is_(True)
+                    )
+                )
+                if r.version is not None
+            }
+            row = c.execute(select(t.jobs).where(t.jobs.c.id == row.id)).first()
+        if flipped and row.log_path:
+            # If this fails too (the version was deleted meanwhile), the files stay on disk.
+            with contextlib.suppress(DatakeepError, OSError):
+                self._save_outputs(Path(row.log_path).parent, outputs, commit=False)
+        return row
 
     def _to_job(self, row: Any, mounts: list[DatasetMount]) -> Job:
         spec = row.spec or {}
@@ -535,10 +580,6 @@ def _read_log(job: Job) -> str:
         return Path(job.log_path).read_bytes().decode(errors="replace")
     except FileNotFoundError:
         return ""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
