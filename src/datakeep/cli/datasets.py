@@ -159,16 +159,23 @@ def show_version(ref: str, as_json: bool) -> None:
     """Show a version's details."""
     parse_ref(ref, require_selector=True)
     version = get_client().versions.get(ref)
-    echo_details(
-        [
-            ("ID", version.ref),
-            ("Message", version.message or ""),
-            ("Committed", str(version.is_committed).lower()),
-            ("Tags", join_tags(version.tags)),
-        ],
-        _version_json(version),
-        as_json=as_json,
-    )
+    rows: list[tuple[str, str]] = [
+        ("ID", version.ref),
+        ("Message", version.message or ""),
+        ("Committed", str(version.is_committed).lower()),
+        ("Tags", join_tags(version.tags)),
+    ]
+    data = _version_json(version)
+    if version.job_id:
+        # Lineage: which job wrote this version, from which pinned inputs (cli/jobs.py owns the wording).
+        from datakeep.cli.jobs import producer_rows
+
+        if as_json:
+            job = get_client().jobs.producer(version.ref)
+            data["producedBy"] = None if job is None else job.to_dict()
+        else:
+            rows += producer_rows(version.ref)
+    echo_details(rows, data, as_json=as_json)
 
 
 @versions.command("create")
