@@ -310,14 +310,42 @@ def _probe(backend: str, tool: str) -> tuple[bool, str]:
             newroot.rmdir()
 
 
-def _userns_hint() -> str:
+_CAP_SYS_ADMIN = 21
+
+
+def _has_sys_admin() -> bool:
+    """Whether this process holds CAP_SYS_ADMIN, which root needs to make a mount namespace."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> _CAP_SYS_ADMIN & 1)
+    return True  # unknown: do not blame it
+
+
+def _cause_and_fix(missing_bwrap: bool) -> tuple[str, str]:
+    """Why the probes failed, as far as it can be told, and the fixes that apply here.
+
+    Root in a container started without CAP_SYS_ADMIN (docker's default) is the usual case
+    where "run as root" would be no help, so it is named.
+    """
+    cause = ""
+    fixes = ["install bubblewrap (apt-get install bubblewrap)"] if missing_bwrap else []
     if os.geteuid() == 0:
-        return ""
-    for knob in ("/proc/sys/user/max_user_namespaces", "/proc/sys/kernel/unprivileged_userns_clone"):
-        with contextlib.suppress(OSError):
-            if Path(knob).read_text().strip() == "0":
-                return f"; unprivileged user namespaces are disabled ({knob} is 0) and datakeep is not root"
-    return ""
+        if not _has_sys_admin():
+            cause = "; datakeep runs as root but without CAP_SYS_ADMIN (a container started without it?)"
+            fixes.append("give the container CAP_SYS_ADMIN")
+    else:
+        for knob in ("/proc/sys/user/max_user_namespaces", "/proc/sys/kernel/unprivileged_userns_clone"):
+            with contextlib.suppress(OSError):
+                if Path(knob).read_text().strip() == "0":
+                    cause = (
+                        f"; unprivileged user namespaces are disabled ({knob} is 0) and datakeep is not root"
+                    )
+                    break
+        fixes.append("run as root or enable user namespaces")
+    fixes.append("use --mountMode=env")
+    text = ", ".join(fixes[:-1]) + " or " + fixes[-1] if len(fixes) > 1 else fixes[0]
+    return cause, text[0].upper() + text[1:] + "."
 
 
 _WORKING: dict[str, str] = {}
@@ -344,10 +372,8 @@ def _choose_backend(backend: Backend) -> tuple[str, str, str]:
             _WORKING[name] = tool
             return name, tool, reason
         reasons.append(reason)
-    raise SandboxUnavailable(
-        "Cannot make a mount namespace here: " + "; ".join(reasons) + _userns_hint(),
-        hint="Install bubblewrap (apt-get install bubblewrap), run as root, or use --mountMode=env.",
-    )
+    cause, fix = _cause_and_fix(missing_bwrap=_which("bwrap") is None)
+    raise SandboxUnavailable("Cannot make a mount namespace here: " + "; ".join(reasons) + cause, hint=fix)
 
 
 def require_sandbox() -> str:
