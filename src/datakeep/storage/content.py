@@ -67,6 +67,9 @@ PACKS_IN_FLIGHT = 6
 #: Hashed files are checked against the index in groups of about this many bytes or files.
 CHUNK_BYTES = 16 * 1024 * 1024
 CHUNK_FILES = 4096
+#: Files hashed per task given to a worker thread (a large file is a batch of its own, in effect).
+HASH_BATCH_FILES = 64
+HASH_BATCH_BYTES = 4 * 1024 * 1024
 #: Ranged reads of a pack are merged when the gap between them is at most this (remote providers).
 COALESCE_GAP = 1024 * 1024
 #: A coalesced read stays under this, so that several reads (threads) share a pack.
@@ -453,12 +456,25 @@ class ContentStore:
                         chunk[start : start + CHUNK_FILES], packer, pool, large, session, progress
                     )
                 chunk = []
-                for f, data in parallel(self._hash, to_hash, self.workers):
-                    chunk.append((f, data))
-                    chunk_bytes += len(data) if data else 0
-                    if chunk_bytes >= CHUNK_BYTES or len(chunk) >= CHUNK_FILES:
-                        self._store_chunk(chunk, packer, pool, large, session, progress)
-                        chunk, chunk_bytes = [], 0
+                # Small files go to the workers in batches: a future per file cost as much as its read.
+                batches: list[list[_File]] = []
+                batch: list[_File] = []
+                batch_bytes = 0
+                for f in to_hash:
+                    batch.append(f)
+                    batch_bytes += f.size
+                    if len(batch) >= HASH_BATCH_FILES or batch_bytes >= HASH_BATCH_BYTES:
+                        batches.append(batch)
+                        batch, batch_bytes = [], 0
+                if batch:
+                    batches.append(batch)
+                for hashed in parallel(lambda b: [self._hash(f) for f in b], batches, self.workers):
+                    for f, data in hashed:
+                        chunk.append((f, data))
+                        chunk_bytes += len(data) if data else 0
+                        if chunk_bytes >= CHUNK_BYTES or len(chunk) >= CHUNK_FILES:
+                            self._store_chunk(chunk, packer, pool, large, session, progress)
+                            chunk, chunk_bytes = [], 0
                 self._store_chunk(chunk, packer, pool, large, session, progress)
                 packer.wait()
             finally:
