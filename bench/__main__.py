@@ -200,6 +200,7 @@ class Bench:
         self.peers: Path = args.peers
         self.results: list[Result] = []
         self.server: Server | None = None
+        self.load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
 
     # HELPERS
 
@@ -512,7 +513,8 @@ class Bench:
         lines = [
             "",
             f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-            f"date {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"date {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; load average at start {self.load_start}, "
+            f"at end {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work on the machine shares its cores)",
             f"workloads: many-small {self.args.small_files} files of 1-16 KiB; few-large {self.args.large_files} x {self.args.large_mib} MiB",
         ]
         if ceiling:

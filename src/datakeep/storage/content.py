@@ -67,6 +67,8 @@ PACKS_IN_FLIGHT = 6
 #: Hashed files are checked against the index in groups of about this many bytes or files.
 CHUNK_BYTES = 16 * 1024 * 1024
 CHUNK_FILES = 4096
+#: Large objects uploaded or downloaded at once (each one with several parts in flight).
+WHOLE_DOWNLOADS = 2
 #: Files hashed per task given to a worker thread (a large file is a batch of its own, in effect).
 HASH_BATCH_FILES = 64
 HASH_BATCH_BYTES = 4 * 1024 * 1024
@@ -197,6 +199,7 @@ class ContentStore:
         self.workers = 16 if provider.remote else 4
         self._trees: dict[str, list[Entry]] = {}
         self._trees_lock = threading.Lock()
+        self._whole_slots = threading.BoundedSemaphore(WHOLE_DOWNLOADS)
 
     # TREES
 
@@ -518,6 +521,10 @@ class ContentStore:
                 large.append(pool.submit(self._store_large, f, digest, progress))
 
     def _store_large(self, f: _File, digest: str, progress: Progress) -> None:
+        with self._whole_slots:  # each upload is parallel already (multipart); see WHOLE_DOWNLOADS
+            self._store_large_now(f, digest, progress)
+
+    def _store_large_now(self, f: _File, digest: str, progress: Progress) -> None:
         key = objects.blob_key(digest)
         self._call(
             lambda: self.provider.upload(key, Path(f.path), expected_digest=digest), f"storing {f.path}"
@@ -690,6 +697,12 @@ class ContentStore:
                 _write_file(dest, piece)
 
     def _fetch_whole(self, loc: Location, paths: list[str]) -> None:
+        # Each whole-object download is itself parallel (ranged GETs): running many at once only
+        # multiplies buffers and threads, so few run together.
+        with self._whole_slots:
+            self._fetch_whole_now(loc, paths)
+
+    def _fetch_whole_now(self, loc: Location, paths: list[str]) -> None:
         dests = [Path(p) for p in paths]
         first = dests[0]
         temp = first.with_name(f".{first.name}.tmp-{uuid.uuid4().hex[:12]}")
