@@ -233,3 +233,39 @@ def test_remote_experiment_runs_on_the_server(
     assert "EPOCHS=3" in out, out
     assert "remote-ex" in cli("experiments", "list")
     assert "server machine's own disks" in cli("cache", "list", ok=False)
+
+
+def test_remote_downloads_come_straight_from_s3(
+    remote: RunningServer,
+    s3: S3Server,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datakeep.client import connect
+
+    client = connect()
+    make_bucket("direct")
+    sp = client.storage_providers.create(
+        name="s3",
+        type="s3",
+        config={"bucket": "direct", "accessKey": s3.access_key, "secretAccessKey": s3.secret_key,
+                "endpoint": s3.endpoint_url},
+    )  # fmt: skip
+    ds = client.datasets.create(name="direct", storage_provider_id=sp.id)
+    data = _data(tmp_path / "data")
+    version = client.versions.create(ds.id, source_paths=[f"{data}/"])
+    seen: list[str] = []
+    original = client.session.transfers.stream
+
+    def spy(method: str, url: str, **kwargs: object) -> object:
+        seen.append(url)
+        return original(method, url, **kwargs)
+
+    monkeypatch.setattr(client.session.transfers, "stream", spy)
+    assert client.files.get(version.ref, target_path=tmp_path / "out") == 4
+    assert _tree(tmp_path / "out") == _tree(data)
+    # Packed small files too come by ranged GETs of the pack on S3: the server sends no bytes.
+    assert seen
+    assert all(url.startswith(s3.endpoint_url) for url in seen), seen
+    client.close()

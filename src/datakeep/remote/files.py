@@ -103,16 +103,20 @@ class RemoteFiles:
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-get") as pool:
             for start in range(0, len(keys), BATCH):
                 batch = keys[start : start + BATCH]
-                urls = self._presign(version, [{"method": "getObject", "params": {"Key": k}} for k in batch])
+                plan = self._session.request(
+                    "POST",
+                    f"/datakeep/v1/datasets/{version.dataset_id}/versions/{version.version}/downloads",
+                    json={"keys": batch},
+                )["files"]
                 futures = [
-                    pool.submit(self._download, answer["url"], target, key, selected[key])
-                    for key, answer in zip(batch, urls, strict=True)
+                    pool.submit(self._download, item["url"], target, item["key"], selected[item["key"]], item)
+                    for item in plan
                 ]
                 for future in futures:
                     future.result()
         return len(keys)
 
-    def _download(self, url: str, target: Path, key: str, entry: FileEntry) -> None:
+    def _download(self, url: str, target: Path, key: str, entry: FileEntry, item: dict[str, Any]) -> None:
         parts = key.split("/")
         if any(p in ("", ".", "..") for p in parts):
             raise InvalidPath(f"Invalid file path from the server: {key!r}")
@@ -121,9 +125,20 @@ class RemoteFiles:
         if dest.is_symlink() or dest.is_dir():
             raise InvalidPath(f"{dest} already exists", hint="Choose an empty --target-path, or remove it")
         temp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
+        if entry.size == 0:
+            temp.write_bytes(b"")
+            os.replace(temp, dest)
+            return
         try:
-            with self._session.transfers.stream("GET", url) as response:
-                if response.status_code != 200:
+            headers = {}
+            if item.get("offset") is not None:
+                # A small file packed with others: just its bytes, straight from the provider.
+                start = int(item["offset"])
+                headers["Range"] = f"bytes={start}-{start + int(item['size']) - 1}"
+            with self._session.transfers.stream("GET", url, headers=headers) as response:
+                if response.status_code not in (200, 206) or (
+                    headers.get("Range") and response.status_code != 206
+                ):
                     raise StorageError(f"Download of {key} failed: HTTP {response.status_code}")
                 with open(temp, "wb") as out:
                     for chunk in response.iter_bytes(1024 * 1024):

@@ -18,13 +18,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 
 from datakeep.client import Client
 from datakeep.domain.models import Version
 from datakeep.errors import Conflict, Forbidden, InvalidInput
 from datakeep.remote import codec
-from datakeep.server.gradient_files import absorb_uploads, clean_key, discard_uploads
+from datakeep.server.gradient_files import (
+    VersionFiles,
+    absorb_uploads,
+    clean_key,
+    discard_uploads,
+    download_plan,
+)
 from datakeep.server.state import ServerState, State, TeamClient
 from datakeep.storage.hashing import EMPTY_DIGEST
 
@@ -165,6 +171,27 @@ def missing(
     wanted = sorted(set(digests) - {EMPTY_DIGEST})
     present = client.ctx.content(dataset).index.locate(wanted)
     return {"missing": [d for d in wanted if d not in present]}
+
+
+@router.post("/datasets/{dataset_id}/versions/{version}/downloads")
+def downloads(
+    dataset_id: str,
+    version: str,
+    request: Request,
+    client: TeamClient,
+    state: State,
+    body: dict[str, Any] | None = Body(default=None),
+) -> dict[str, Any]:
+    """Where to GET each file: a URL, and for a file packed with others, the byte range in it."""
+    keys = [clean_key(k) for k in _digests(body, "keys")]
+    found = client.versions.literal(f"{dataset_id}:{version}")
+    files = VersionFiles(
+        client=client,
+        team_id=client.ctx.team_id,
+        dataset=client.datasets.get(found.dataset_id),
+        version=found,
+    )
+    return {"files": download_plan(state, files, str(request.base_url).rstrip("/"), keys)}
 
 
 @router.post("/datasets/{dataset_id}/versions/{version}/link")
