@@ -269,3 +269,62 @@ def test_remote_downloads_come_straight_from_s3(
     assert seen
     assert all(url.startswith(s3.endpoint_url) for url in seen), seen
     client.close()
+
+
+def _more_commands(cli: Cli, data: Path) -> list[str]:
+    """The commands the story does not use, in one scripted session."""
+    outputs = []
+    ds = re.search(r"ds[0-9a-z]{13}", cli("datasets", "create", "--name", "more", "--description", "d1"))
+    assert ds
+    d = ds.group(0)
+    outputs.append(cli("datasets", "update", f"--id={d}", "--name=more2", "--description=d2"))
+    v1 = re.search(
+        r":([0-9a-z]{7})", cli("datasets", "versions", "create", f"--id={d}", f"--source-path={data}/")
+    )
+    assert v1
+    made = cli("datasets", "versions", "create", f"--id={d}", "--message=draft")
+    v2 = re.search(r":([0-9a-z]{7})", made)
+    assert v2
+    outputs.append(made)
+    outputs.append(cli("datasets", "versions", "update", f"--id={d}:{v2.group(1)}", "--message=second"))
+    outputs.append(
+        cli(
+            "datasets",
+            "files",
+            "put",
+            f"--id={d}:{v2.group(1)}",
+            f"--source-path={data}/",
+            "--target-path=/x",
+        )
+    )
+    outputs.append(cli("datasets", "files", "delete", f"--id={d}:{v2.group(1)}", "--path=/x/a.txt"))
+    outputs.append(cli("datasets", "versions", "list", f"--id={d}", "--isCommitted", "false"))
+    outputs.append(cli("datasets", "versions", "commit", f"--id={d}:{v2.group(1)}"))
+    outputs.append(cli("datasets", "versions", "diff", f"--id={d}:{v1.group(1)}", f"--to={d}:{v2.group(1)}"))
+    outputs.append(
+        cli("datasets", "versions", "diff", f"--id={d}:{v1.group(1)}", f"--to={d}:latest", "--json")
+    )
+    outputs.append(cli("datasets", "tags", "set", f"--id={d}:{v1.group(1)}", "--name=old"))
+    outputs.append(cli("datasets", "tags", "delete", f"--id={d}:old"))
+    outputs.append(cli("datasets", "versions", "delete", f"--id={d}:{v1.group(1)}"))
+    outputs.append(cli("datasets", "details", f"--id={d}", "--json"))
+    outputs.append(cli("datasets", "delete", f"--id={d}"))
+    outputs.append(cli("datasets", "list"))
+    return outputs
+
+
+def test_every_dataset_command_prints_the_same_in_both_modes(
+    cli: Cli, tmp_path: Path, dk_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data(tmp_path / "data")
+    # Times differ, and so does where each side's default provider keeps its bytes.
+    blank = re.compile(r'"(created|modified|committed|path)": "[^"]*"')
+
+    def normalized(outputs: list[str]) -> list[str]:
+        return [blank.sub(r'"\1": "<t>"', IDS.sub("<id>", o)) for o in outputs]
+
+    embedded = _more_commands(cli, data)
+    monkeypatch.setenv("DATAKEEP_API_URL", dk_server.url)
+    monkeypatch.setenv("DATAKEEP_API_KEY", dk_server.new_key())
+    remote = _more_commands(cli, data)
+    assert normalized(remote) == normalized(embedded)
