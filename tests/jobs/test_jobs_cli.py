@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,3 +179,44 @@ def test_cache_commands(seed: tuple[str, str, str], hermetic_env: object) -> Non
     assert "Freed 19 B (19 bytes) from 2 versions" in done
     assert ok("cache", "list").stdout == "No data found\n"
     assert dk("cache", "clean", "--older-than=soon").code == 1
+
+
+@NEEDS_NS
+def test_ctrl_c_cancels_the_job_and_keeps_its_output_uncommitted(seed: tuple[str, str, str]) -> None:
+    ds, _, _ = seed
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from datakeep.cli.main import main; sys.exit(main(sys.argv[1:]))",
+            "jobs",
+            "create",
+            "--command=echo kept > /datasets/o/a.txt; echo started; exec sleep 60",
+            f"--dataset=o@{ds}",
+        ],
+        env={**os.environ, "PYTHONPATH": src},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "started\n"
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends datakeep (the command has its own session)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    job_id = err.split("New job created with ID: ")[1].split()[0]
+    kept = re.search(rf"Kept uncommitted: ({ds}:\w{{7}})", err)
+    assert kept
+    assert err.splitlines()[-1] == (
+        f"Error: Job {job_id} was cancelled. "
+        f"What it wrote is kept uncommitted: see datakeep jobs details --id={job_id}"
+    )
+    assert json.loads(ok("jobs", "details", f"--id={job_id}", "--json").stdout)["state"] == "Cancelled"
+    assert "a.txt" in ok("datasets", "files", "list", f"--id={kept.group(1)}").stdout
+    details = json.loads(ok("datasets", "versions", "details", f"--id={kept.group(1)}", "--json").stdout)
+    assert details["is_committed"] is False

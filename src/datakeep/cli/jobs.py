@@ -75,29 +75,49 @@ def create_job(
     def on_output(chunk: bytes) -> None:
         click.echo(chunk, nl=False)  # bytes go to the binary stdout, flushed at once
 
-    job = get_client().jobs.create(
-        command=command,
-        datasets=list(datasets),
-        name=name,
-        env=parse_env(env_pairs),
-        working_directory=working_directory,
-        cluster_id=cluster_id,
-        machine_type=machine_type,
-        project_id=project_id,
-        container=container,
-        mount_mode=mount_mode,
-        on_output=on_output,
-        on_notice=stderr,
-        on_created=lambda job_id: stderr(f"New job created with ID: {job_id}"),
-    )
-    for mount in job.datasets:
-        if mount.output:
-            ref = f"{mount.ref}:{mount.version}"
-            stderr(
-                f"Committed dataset version: {ref}"
-                if job.state == "Succeeded"
-                else f"Kept uncommitted: {ref}"
-            )
+    created: list[str] = []
+
+    def on_created(job_id: str) -> None:
+        created.append(job_id)
+        stderr(f"New job created with ID: {job_id}")
+
+    client = get_client()
+    try:
+        job = client.jobs.create(
+            command=command,
+            datasets=list(datasets),
+            name=name,
+            env=parse_env(env_pairs),
+            working_directory=working_directory,
+            cluster_id=cluster_id,
+            machine_type=machine_type,
+            project_id=project_id,
+            container=container,
+            mount_mode=mount_mode,
+            on_output=on_output,
+            on_notice=stderr,
+            on_created=on_created,
+        )
+    except KeyboardInterrupt:
+        if not created:
+            raise
+        # The generic "nothing was committed, run it again" would mislead: a rerun is a new
+        # job, while this one's output already sits in an uncommitted version (or, on a
+        # server, the job goes on without us).
+        stopped = client.jobs.get(created[0])
+        if stopped.state in ("Pending", "Running"):
+            raise JobFailed(
+                f"Stopped following job {stopped.id}; it is still running",
+                exit_code=130,
+                hint=f"Follow it again with: datakeep jobs logs --id={stopped.id} --follow",
+            ) from None
+        _say_outputs(stopped)
+        raise JobFailed(
+            f"Job {stopped.id} was cancelled",
+            exit_code=130,
+            hint=f"What it wrote is kept uncommitted: see datakeep jobs details --id={stopped.id}",
+        ) from None
+    _say_outputs(job)
     if job.state != "Succeeded":
         code = job.exit_code if job.exit_code else 1
         raise JobFailed(
@@ -105,6 +125,14 @@ def create_job(
             exit_code=code,
             hint=f"See: datakeep jobs logs --id={job.id}",
         )
+
+
+def _say_outputs(job: Job) -> None:
+    for mount in job.datasets:
+        if mount.output:
+            ref = f"{mount.ref}:{mount.version}"
+            committed = job.state == "Succeeded"
+            stderr(f"Committed dataset version: {ref}" if committed else f"Kept uncommitted: {ref}")
 
 
 def _job_json(job: Job) -> dict[str, Any]:
