@@ -61,7 +61,7 @@ class RunningServer:
 
 
 def start_server(
-    home: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
+    home: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None, workers: int = 1
 ) -> RunningServer:
     port = _free_port()
     home.mkdir(parents=True, exist_ok=True)
@@ -87,6 +87,8 @@ def start_server(
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
         ],
         env=env,
         stdout=log.open("wb"),

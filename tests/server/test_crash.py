@@ -102,3 +102,26 @@ def test_kill_during_commit_leaves_all_or_nothing(tmp_path: Path, postgres_datab
         assert sorted(_list_all(http, key, ds, ver)) == [f"{i:04d}.txt" for i in range(FILES)]
     finally:
         stop_server(restarted)
+
+
+def test_several_server_processes_share_one_catalog_and_url_key(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    server = start_server(tmp_path / "multi", postgres_database, workers=2)
+    key = server.new_key()
+    try:
+        http = httpx.Client(base_url=server.url, timeout=60)
+        ds = http.post("/datasets", json={"name": "multi"}, headers=_h(key)).json()["id"]
+        ver = http.post(f"/datasets/{ds}/versions", json={}, headers=_h(key)).json()["version"]
+        url = http.post(
+            f"/datasets/{ds}/versions/{ver}/s3/preSignedUrls",
+            json={"calls": [{"method": "listObjectsV2", "params": {"Prefix": "/"}}]},
+            headers=_h(key),
+        ).json()[0]["url"]
+        # Fresh connections land on either process: each accepts the other's signed URLs.
+        for _ in range(10):
+            with httpx.Client(timeout=30) as fresh:
+                assert fresh.get(url).status_code == 200
+                assert fresh.get(f"{server.url}/datasets/{ds}", headers=_h(key)).status_code == 200
+    finally:
+        stop_server(server)

@@ -328,3 +328,7 @@ def test_every_dataset_command_prints_the_same_in_both_modes(
     monkeypatch.setenv("DATAKEEP_API_KEY", dk_server.new_key())
     remote = _more_commands(cli, data)
     assert normalized(remote) == normalized(embedded)
+
+
+def test_several_server_processes_need_a_shared_key(cli: Cli) -> None:
+    assert "DATAKEEP_SERVER_KEY" in cli("server", "--workers", "2", ok=False)

@@ -16,9 +16,16 @@ from datakeep.errors import InvalidInput
     "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (more than one needs DATAKEEP_SERVER_KEY, which all of them share).",
+)
+@click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
-def server(host: str, port: int, log_level: str) -> None:
+def server(host: str, port: int, workers: int, log_level: str) -> None:
     """Run the datakeep server.
 
     The catalog is SQLite under DATAKEEP_HOME, or PostgreSQL when DATAKEEP_DATABASE_URL is set.
@@ -36,8 +43,25 @@ def server(host: str, port: int, log_level: str) -> None:
             "DATAKEEP_API_URL is set: a server serves its own catalog, not another server's",
             hint="Unset DATAKEEP_API_URL and DATAKEEP_API_KEY before running datakeep server",
         )
-    app = create_app(settings)
     click.echo(f"datakeep server listening on http://{host}:{port}", err=True)
+    if workers > 1:
+        if not settings.server_key:
+            raise InvalidInput(
+                "Several server processes must share one server key (it signs the URLs they hand out)",
+                hint="Set DATAKEEP_SERVER_KEY or DATAKEEP_SERVER_KEY_FILE",
+            )
+        # Each process builds its own app (and catalog connections) from the same environment.
+        uvicorn.run(
+            "datakeep.server.app:create_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=log_level == "debug",
+        )
+        return
+    app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 
