@@ -213,58 +213,13 @@ class JobsService:
             "notes": notices,
             "owner": Owner.me().tag,
         }
-        now = utcnow()
-        with self._catalog.begin() as c:
-            c.execute(
-                insert(t.jobs).values(
-                    id=job_id,
-                    team_id=self._team,
-                    kind=_KIND,
-                    name=name,
-                    command=command,
-                    state=PENDING,
-                    spec=spec,
-                    log_path=str(log_path),
-                    pid=os.getpid(),
-                    host=Owner.me().host,
-                    created=now,
-                )
-            )
-            for r in requests:
-                c.execute(
-                    insert(t.job_datasets).values(
-                        job_id=job_id,
-                        name=r.name,
-                        dataset_id=r.dataset_id,
-                        ref=r.ref,
-                        version=r.version.version if r.version else None,
-                        output=r.output,
-                    )
-                )
+        self._record(job_id, name, command, spec, log_path, requests)
         if on_created is not None:
             on_created(job_id)
         for notice in notices:
             if on_notice is not None:
                 on_notice(notice)  # once per job
-        # Outputs exist as uncommitted versions from the start: a crash leaves them findable.
-        outputs: dict[str, Version] = {}
-        for r in requests:
-            if r.output:
-                parent = self._catalog.latest_version(self._team, r.dataset_id)
-                version = self._catalog.insert_version(
-                    self._team,
-                    r.dataset_id,
-                    message=f"Output of job {job_id}",
-                    parent=parent.version if parent else None,
-                    job_id=job_id,
-                )
-                outputs[r.name] = version
-                with self._catalog.begin() as c:
-                    c.execute(
-                        update(t.job_datasets)
-                        .where(t.job_datasets.c.job_id == job_id, t.job_datasets.c.name == r.name)
-                        .values(version=version.version)
-                    )
+        outputs = self._open_outputs(job_id, requests)
 
         cache = CacheService(self._ctx)
         pinned: list[Version] = []
@@ -302,7 +257,7 @@ class JobsService:
             raise
         finally:
             try:
-                self._save_outputs(run_dir, {n: v.ref for n, v in outputs.items()}, commit=state == SUCCEEDED)
+                self._save_outputs(run_dir, outputs, commit=state == SUCCEEDED)
             except Exception:
                 state = FAILED
                 raise
@@ -311,6 +266,68 @@ class JobsService:
                     cache.unpin(version, job_id)
                 self._set(job_id, state=state, exit_code=exit_code, finished=utcnow())
         return self.get(job_id)
+
+    def _record(
+        self,
+        job_id: str,
+        name: str | None,
+        command: str,
+        spec: dict[str, Any],
+        log_path: Path,
+        requests: Sequence[_Request],
+    ) -> None:
+        """The job and its inputs, pinned to version IDs, in one transaction: lineage from the start."""
+        with self._catalog.begin() as c:
+            c.execute(
+                insert(t.jobs).values(
+                    id=job_id,
+                    team_id=self._team,
+                    kind=_KIND,
+                    name=name,
+                    command=command,
+                    state=PENDING,
+                    spec=spec,
+                    log_path=str(log_path),
+                    pid=os.getpid(),
+                    host=Owner.me().host,
+                    created=utcnow(),
+                )
+            )
+            for r in requests:
+                c.execute(
+                    insert(t.job_datasets).values(
+                        job_id=job_id,
+                        name=r.name,
+                        dataset_id=r.dataset_id,
+                        ref=r.ref,
+                        version=r.version.version if r.version else None,
+                        output=r.output,
+                    )
+                )
+
+    def _open_outputs(self, job_id: str, requests: Sequence[_Request]) -> dict[str, str]:
+        """An uncommitted version per output (``NAME -> ds:ver``), made before the command runs
+        so that a crash at any later point leaves them findable, and owned by the job."""
+        outputs: dict[str, str] = {}
+        for r in requests:
+            if not r.output:
+                continue
+            parent = self._catalog.latest_version(self._team, r.dataset_id)
+            version = self._catalog.insert_version(
+                self._team,
+                r.dataset_id,
+                message=f"Output of job {job_id}",
+                parent=parent.version if parent else None,
+                job_id=job_id,
+            )
+            outputs[r.name] = version.ref
+            with self._catalog.begin() as c:
+                c.execute(
+                    update(t.job_datasets)
+                    .where(t.job_datasets.c.job_id == job_id, t.job_datasets.c.name == r.name)
+                    .values(version=version.version)
+                )
+        return outputs
 
     def _resolve(self, datasets: Sequence[str]) -> list[_Request]:
         requests: list[_Request] = []
