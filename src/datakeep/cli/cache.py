@@ -92,8 +92,8 @@ def clean_cache(older_than: str | None, dataset_id: str | None, dry_run: bool, a
     plan = get_client().cache.plan_clean(
         older_than=parse_duration(older_than) if older_than else None, dataset=dataset_id
     )
-    freed = None if dry_run else plan.execute()
     if as_json:
+        freed = None if dry_run else plan.execute()
         echo_json(
             {
                 "remove": [_ref(v) for v in plan.versions],
@@ -104,6 +104,7 @@ def clean_cache(older_than: str | None, dataset_id: str | None, dry_run: bool, a
             }
         )
         return
+    # The plan is on screen before anything is removed, so an interrupted clean says what it was doing.
     if plan.versions:
         echo_table(
             [
@@ -117,9 +118,9 @@ def clean_cache(older_than: str | None, dataset_id: str | None, dry_run: bool, a
         stderr(f"Kept {_ref(v)}: pinned by {_pins(v)}")
     if dry_run:
         click.echo(f"Would free {format_size(plan.freed_bytes)} ({plan.freed_bytes} bytes)")
-    else:
-        assert freed is not None
-        click.echo(f"Freed {format_size(freed)} ({freed} bytes) from {plural(len(plan.versions), 'version')}")
+        return
+    freed = plan.execute()
+    click.echo(f"Freed {format_size(freed)} ({freed} bytes) from {plural(len(plan.versions), 'version')}")
 
 
 @cache.command("verify")
