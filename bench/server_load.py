@@ -67,14 +67,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(home: Path, database_url: str) -> Iterator[str]:
+def _server(home: Path, database_url: str, workers: int) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATAKEEP_")}
     env.update(DATAKEEP_HOME=str(home), DATAKEEP_DATABASE_URL=database_url, DATAKEEP_SERVER_KEY="bench-key")
     log = (home / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-c", "from datakeep.cli.main import entry_point; entry_point()",
-         "server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+         "server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -213,12 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2, help="datakeep server processes")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "server_load.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dk-bench-server-") as tmp, _database() as database_url:
         home = Path(tmp)
         keys = _keys(home, database_url)
-        with _server(home, database_url) as url:
+        with _server(home, database_url, args.workers) as url:
             result = asyncio.run(_load(url, keys, args.clients, args.duration))
     result["machine"] = {
         "cpus": os.cpu_count(),
@@ -227,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["catalog"] = "postgresql"
+    result["server_workers"] = args.workers
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['clients']} clients, {result['duration_s']} s, catalog on PostgreSQL")
+    print(
+        f"{result['clients']} clients, {result['duration_s']} s, {args.workers} server process(es), PostgreSQL"
+    )
     print(f"{'operation':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for op, row in result["operations"].items():
         print(f"{op:<10} {row['per_second']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['errors']:>7}")
