@@ -128,6 +128,17 @@ def test_symlink_then_write_through_it_is_refused(work: Path) -> None:
     assert not (work / "x").exists()
 
 
+def test_link_made_to_escape_by_a_later_link_is_refused(work: Path) -> None:
+    # "l1 -> e/.." is inside while e does not exist; "e -> ." then makes l1 the dataset's parent.
+    archive = _tar_with(work, _info("l1", tarfile.SYMTYPE, "e/.."), _info("e", tarfile.SYMTYPE, "."))
+    dest = work / "out"
+    with pytest.raises(UnsafeArchive) as info:
+        expand_archive(archive, dest, label="s3://bucket/chain.tar")
+    assert "s3://bucket/chain.tar" in str(info.value)
+    assert "link 'l1' points outside" in str(info.value)
+    assert not dest.exists()
+
+
 def test_links_inside_the_dataset_are_kept(work: Path) -> None:
     archive = _tar_with(
         work,

@@ -58,6 +58,7 @@ def expand_archive(
                 _expand_zip(archive, tmp, budget, label)
             else:
                 _expand_tar(archive, tmp, budget, label)
+        _check_links_stay_inside(tmp, label)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -107,6 +108,29 @@ def _check_link_target(root: Path, path: Path, target: str, label: str, name: st
         raise UnsafeArchive(
             f"Archive {label}: link {name!r} points outside the dataset ({target!r})", entry=name
         )
+
+
+def _check_links_stay_inside(root: Path, label: str) -> None:
+    """Judge every link again once all of them exist.
+
+    Each link was checked when written, but a later link can change where an earlier one
+    leads (``l -> e/..`` is inside until ``e -> .`` arrives, then it is the parent of the
+    dataset), so only the finished tree says where links really go.
+    """
+    real_root = os.path.realpath(root)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder, name)
+            if not path.is_symlink():
+                continue
+            real = os.path.realpath(path)
+            if real != real_root and not real.startswith(real_root + os.sep):
+                entry = path.relative_to(root).as_posix()
+                raise UnsafeArchive(
+                    f"Archive {label}: link {entry!r} points outside the dataset "
+                    f"({os.readlink(path)!r}, through other links)",
+                    entry=entry,
+                )
 
 
 def _clear(path: Path) -> None:
