@@ -170,7 +170,10 @@ def test_bad_dataset_options_are_refused(client: Client, tmp_path: Path) -> None
     draft = client.versions.create(ds, commit=False)
     with pytest.raises(VersionNotCommitted):
         client.jobs.create(command="true", datasets=[f"in@{draft.ref}"])
+    with pytest.raises(InvalidInput, match="absolute path inside the job"):
+        client.jobs.create(command="true", datasets=[f"o@{ds}"], working_directory="out")
     assert client.jobs.list() == []
+    assert client.versions.list(ds, is_committed=False) == [draft]  # no output version was opened
 
 
 FAKE_ENGINE = '#!/bin/sh\n[ "$1" = info ] && exit {code}\nexit 0\n'

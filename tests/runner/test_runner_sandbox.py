@@ -144,6 +144,36 @@ def test_cwd_and_default_scratch(dirs: tuple[Path, Path], backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_working_directories_that_exist_inside_are_entered(dirs: tuple[Path, Path], backend: str) -> None:
+    for cwd in ("/datasets", "/datasets/input-a", "/datasets/output-a", "/tmp", "/usr/bin", "/"):
+        out = Collected()
+        assert run_sandboxed(_spec(dirs, "pwd", cwd=cwd), on_output=out, backend=backend) == 0  # type: ignore[arg-type]
+        assert out.text == cwd + "\n"
+
+
+@pytest.mark.parametrize("mode", ["namespace", "env"])
+@pytest.mark.parametrize(
+    ("cwd", "message"),
+    [
+        ("relative/dir", "must be an absolute path inside the job"),
+        ("/datasets/../etc", "must be an absolute path inside the job"),
+        ("/datasets/input-a/nope", "/datasets/input-a/nope does not exist inside the job"),
+        ("/datasets/nope", "/datasets/nope does not exist inside the job"),
+        ("/no-such-top-dir", "/no-such-top-dir does not exist inside the job"),
+    ],
+)
+def test_a_missing_working_directory_is_named_before_the_command_runs(
+    dirs: tuple[Path, Path], mode: str, cwd: str, message: str
+) -> None:
+    if mode == "namespace" and not sandbox_status()[0]:
+        pytest.skip("no mount namespace here")
+    out = Collected()
+    with pytest.raises(InvalidInput, match=message):
+        run_sandboxed(_spec(dirs, "touch /tmp/ran", cwd=cwd, mode=mode), on_output=out)
+    assert out.chunks == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("command", "expected"),
     [("true", 0), ("exit 3", 3), ("exit 255", 255), ("kill -9 $$", 137), ("exec /nonexistent", 127)],

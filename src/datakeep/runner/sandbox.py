@@ -101,6 +101,8 @@ def _check_spec(spec: SandboxSpec) -> list[tuple[Mount, PurePosixPath]]:
     mount points inside a host directory bound earlier, i.e. write to the host."""
     if spec.mode not in ("namespace", "env"):
         raise InvalidInput(f"Unknown mount mode {spec.mode!r}", hint="Use 'namespace' or 'env'.")
+    if spec.cwd is not None:
+        check_working_directory(spec.cwd)
     checked: list[tuple[Mount, PurePosixPath]] = []
     for mount in spec.mounts:
         target = PurePosixPath(mount.target)
@@ -136,6 +138,49 @@ def _base_env(home: str, extra: Mapping[str, str]) -> dict[str, str]:
     env = {"PATH": MINIMAL_PATH, "HOME": home, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
     env.update(extra)
     return env
+
+
+def check_working_directory(cwd: str) -> PurePosixPath:
+    """A working directory names a place inside the job, so it must be absolute there."""
+    wanted = PurePosixPath(cwd)
+    if not wanted.is_absolute() or ".." in wanted.parts:
+        raise InvalidInput(
+            f"The working directory {cwd!r} must be an absolute path inside the job",
+            hint="For example --workingDirectory=/datasets/NAME",
+        )
+    return wanted
+
+
+def _check_cwd(cwd: str, checked: Sequence[tuple[Mount, PurePosixPath]], scratch: Path) -> None:
+    """Refuse a working directory the sandbox will not have, before starting it.
+
+    bwrap or chroot would otherwise fail to enter it with a terse line in the job's log; the
+    layout is known here, so the user gets a message naming the directory instead.
+    """
+    wanted = check_working_directory(cwd)
+    exists: bool
+    tops = _tops(checked)
+    for mount, target in checked:
+        if wanted == target or target in wanted.parents:
+            exists = mount.source.joinpath(*wanted.parts[len(target.parts) :]).is_dir()
+            break
+    else:
+        if len(wanted.parts) > 1 and wanted.parts[1] in tops:
+            # A tmpfs made for the mounts: it holds only the mount points and their parents.
+            exists = any(wanted in target.parents for _, target in checked)
+        elif wanted.parts[1:2] == ("tmp",):
+            exists = scratch.joinpath(*wanted.parts[2:]).is_dir()
+        else:
+            exists = Path(cwd).is_dir()  # the host's own directories, bound read-only
+    if not exists:
+        raise _missing_cwd(cwd)
+
+
+def _missing_cwd(cwd: str) -> InvalidInput:
+    return InvalidInput(
+        f"The working directory {cwd} does not exist inside the job",
+        hint="Use a directory that does, such as /datasets/NAME or /tmp",
+    )
 
 
 # NAMESPACE BACKENDS
@@ -446,6 +491,8 @@ def run_sandboxed(spec: SandboxSpec, *, on_output: Callable[[bytes], None], back
             env["TMPDIR"] = str(scratch)
             env.update(spec.env)
             cwd = _env_cwd(spec.cwd, checked, workdir, scratch)
+            if not Path(cwd).is_dir():
+                raise _missing_cwd(spec.cwd or cwd)
             return _stream(["/bin/sh", "-c", spec.command], env, cwd, on_output)
 
         name, tool, _ = _choose_backend(backend)
@@ -453,6 +500,7 @@ def run_sandboxed(spec: SandboxSpec, *, on_output: Callable[[bytes], None], back
         env = _base_env("/tmp", variables)
         env.update(spec.env)
         cwd = spec.cwd or "/tmp"
+        _check_cwd(cwd, checked, scratch)
         if name == "bwrap":
             argv = _bwrap_argv(tool, checked, scratch, cwd, spec.command)
         else:

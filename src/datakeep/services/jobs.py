@@ -36,7 +36,13 @@ from datakeep.domain import ids
 from datakeep.domain.models import SECRET_MASK, DatasetMount, Job, Version, _Serializable
 from datakeep.domain.refs import parse_ref
 from datakeep.errors import DatakeepError, InvalidInput, JobNotFound, VersionNotCommitted
-from datakeep.runner.sandbox import Mount, SandboxSpec, require_sandbox, run_sandboxed
+from datakeep.runner.sandbox import (
+    Mount,
+    SandboxSpec,
+    check_working_directory,
+    require_sandbox,
+    run_sandboxed,
+)
 from datakeep.services.cache import CacheService
 from datakeep.services.context import Context
 
@@ -191,6 +197,8 @@ class JobsService:
             raise InvalidInput("The job has no command", hint="Pass --command")
         if mount_mode not in MOUNT_MODES:
             raise InvalidInput(f"Unknown mount mode {mount_mode!r}", hint="Use --mountMode=namespace or env")
+        if working_directory is not None:
+            check_working_directory(working_directory)
         env = dict(env or {})
         requests = self._resolve(datasets)
         if mount_mode == "namespace":
