@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from datakeep.errors import InUse, QuotaExceeded
+from datakeep.errors import AlreadyExists, InUse, QuotaExceeded
 from datakeep.experiments.fetch import resolve
 from datakeep.experiments.options import group_dataset_options
 from datakeep.experiments.volumes import SharedStore, dynamic_dataset, parse_age, shared_dir_name
@@ -106,6 +106,27 @@ def test_unpinned_copy_warns_when_stale_and_refreshes_on_request(
     ]
 
 
+def test_same_name_from_another_source_is_not_the_shared_copy(
+    exp_s3: ExpS3, fetch_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    make_bucket("one")
+    make_bucket("two")
+    exp_s3.admin.put_object(Bucket="one", Key="x.csv", Body=b"from one")
+    exp_s3.admin.put_object(Bucket="two", Key="x.csv", Body=b"from two")
+    store = SharedStore(tmp_path / "shared")
+    with store.use(spec_for("s3://one/x.csv", exp_s3.endpoint), client=fetch_client):
+        pass
+    other = spec_for("s3://two/x.csv", exp_s3.endpoint)
+    with pytest.raises(AlreadyExists) as info, store.use(other, client=fetch_client):
+        pass
+    assert "shared copy 'x.csv' holds s3://one/x.csv, not s3://two/x.csv" in info.value.one_line()
+    assert "another --datasetName" in info.value.one_line()
+    with store.use(other, client=fetch_client, refresh=True) as placed:
+        assert (placed.path / "x.csv").read_bytes() == b"from two"
+    with store.use(other, client=fetch_client) as placed:
+        assert placed.reused
+
+
 def test_refresh_refused_while_another_run_uses_the_copy(
     exp_s3: ExpS3, fetch_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
@@ -192,6 +213,17 @@ def test_dynamic_volume_too_small(
     ):
         pass
     assert not (tmp_path / "vol2").exists()
+
+
+def test_empty_bucket_on_a_dynamic_volume(
+    exp_s3: ExpS3, fetch_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    make_bucket("empty")
+    spec = spec_for("s3://empty", exp_s3.endpoint, datasetVolumeKind="dynamic", datasetVolumeSize="1Mi")
+    with dynamic_dataset(spec, resolve(fetch_client, spec), tmp_path / "vol", client=fetch_client) as placed:
+        assert placed.size == 0
+        assert list(placed.path.iterdir()) == []
+    assert not (tmp_path / "vol").exists()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a tmpfs mount needs root")

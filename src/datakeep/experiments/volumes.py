@@ -30,12 +30,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from datakeep.errors import InUse, InvalidInput, NotFound
+from datakeep.errors import AlreadyExists, InUse, InvalidInput, NotFound
+from datakeep.experiments.archives import is_archive
 from datakeep.experiments.budget import ByteBudget
 from datakeep.experiments.etag import normalize_etag
 from datakeep.experiments.fetch import FetchResult, RemoteDataset, fetch, resolve
 from datakeep.experiments.options import DatasetSpec
-from datakeep.sizes import format_size
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -217,8 +217,16 @@ class SharedStore:
             result: FetchResult | None = None
             if complete and not pinned:
                 assert record is not None
+                moved = not _same_source(record, spec)
+                if moved and not refresh:
+                    # Gradient's names carry no source: the same name from another bucket or
+                    # key must not silently mount the data that happens to be there.
+                    raise AlreadyExists(
+                        f"Dataset {spec.name!r}: shared copy {directory!r} holds {record.uri}, not {spec.uri}",
+                        hint="Give this dataset another --datasetName, or pass --datasetRefresh to replace that copy",
+                    )
                 remote = remote or resolve(client, spec)
-                if remote.fingerprint != record.fingerprint:
+                if moved or remote.fingerprint != record.fingerprint:
                     change = (
                         f"ETag {record.seen_etag} -> {remote.etag}"
                         if remote.kind == "object"
@@ -429,6 +437,15 @@ class SharedStore:
         return CleanPlan(remove=removed, in_use=busy)
 
 
+def _same_source(record: SharedRecord, spec: DatasetSpec) -> bool:
+    """Whether a copy came from the URI and endpoint ``spec`` names (a trailing slash aside)."""
+
+    def key(uri: str | None, endpoint: str | None) -> tuple[str, str]:
+        return (uri or "").rstrip("/"), (endpoint or "").rstrip("/")
+
+    return key(record.uri, record.endpoint) == key(spec.uri, spec.aws_endpoint)
+
+
 def _free_space(path: Path) -> int:
     """Shared storage has no size of its own; a zip bomb must still not fill the disk."""
     path.mkdir(parents=True, exist_ok=True)
@@ -537,14 +554,13 @@ def _mount_tmpfs(path: Path, size: int) -> tuple[bool, str | None]:
 
 def dynamic_room(remote: RemoteDataset) -> int:
     """Kernel-limit headroom over the data size: the archive while it expands, plus page rounding."""
-    archive = remote.size if remote.kind == "object" and _looks_archive(remote) else 0
+    archive = remote.size if _is_archive_object(remote) else 0
     return archive + 4096 * (len(remote.objects) + 256) + 2**20
 
 
-def _looks_archive(remote: RemoteDataset) -> bool:
-    from datakeep.experiments.archives import is_archive
-
-    return is_archive(remote.objects[0].key)
+def _is_archive_object(remote: RemoteDataset) -> bool:
+    """An archive is judged by what it expands to, not by its own size."""
+    return remote.kind == "object" and is_archive(remote.objects[0].key)
 
 
 @contextlib.contextmanager
@@ -559,12 +575,12 @@ def dynamic_dataset(
     on_warning: Callable[[str], None] | None = None,
 ) -> Iterator[Placed]:
     """Download ``remote`` into a fresh dynamic volume at ``path``; remove it all on exit."""
-    label = f"the {format_size(spec.dynamic_size)} dynamic volume of dataset {spec.name!r}"
+    label = f"the dynamic volume of dataset {spec.name!r}"
     volume = DynamicVolume(path, spec.dynamic_size, label=label, room=dynamic_room(remote))
     with volume:
         budget = volume.budget()
         # Refuse early what cannot fit, before a byte is fetched (archives are judged as they expand).
-        if not _looks_archive(remote) or remote.kind != "object":
+        if not _is_archive_object(remote):
             budget.check_announced(remote.size, what=f"Dataset {spec.name!r} ({spec.uri})")
         if volume.note and on_warning:
             on_warning(f"Dataset {spec.name!r}: {volume.note}")
