@@ -207,6 +207,9 @@ def test_missing_object_and_unsafe_keys(
     make_bucket("bucket")
     with pytest.raises(NotFound, match="no object or folder at s3://bucket/nothing"):
         resolve(fetch_client, spec_for("s3://bucket/nothing", exp_s3.endpoint))
+    for uri in ("s3://no-such-bucket/x.csv", "s3://no-such-bucket/dir/", "s3://no-such-bucket"):
+        with pytest.raises(NotFound, match="bucket 'no-such-bucket' does not exist"):
+            resolve(fetch_client, spec_for(uri, exp_s3.endpoint))
     exp_s3.admin.put_object(Bucket="bucket", Key="dir/../../escape.txt", Body=b"x")
     remote = resolve(fetch_client, spec_for("s3://bucket/dir/", exp_s3.endpoint))
     with pytest.raises(InvalidPath, match="cannot be stored"):
@@ -331,3 +334,27 @@ def test_bad_profile_or_endpoint_is_an_input_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     with pytest.raises(InvalidInput, match="no-such-profile"):
         make_client(S3Access())
+
+
+def test_unreachable_endpoint_says_to_check_it() -> None:
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    with socket.socket() as sock:  # a port on which nothing listens once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    # Retries off: the same error, without botocore's back-off between attempts.
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(StorageError) as info:
+        resolve(client, spec_for("s3://bucket/x.csv", endpoint))
+    assert "Dataset 'x.csv'" in info.value.one_line()
+    assert "Check --datasetAwsEndpoint" in info.value.one_line()

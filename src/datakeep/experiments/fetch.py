@@ -187,9 +187,20 @@ def _translate(exc: Exception, spec: DatasetSpec, what: str) -> DatakeepError:
                 hint="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for this bucket "
                 "(or --datasetAwsAccessKeyId/--datasetAwsSecretAccessKey); without any, requests are anonymous",
             )
-        if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "NoSuchVersion", "404"):
+        if code == "NoSuchBucket":
+            return NotFound(
+                f"Dataset {spec.name!r}: bucket {spec.location.bucket!r} does not exist",
+                hint="Check the bucket in --datasetUri, and --datasetAwsEndpoint for a store other than AWS",
+            )
+        if status == 404 or code in ("NoSuchKey", "NoSuchVersion", "404"):
             return NotFound(f"Dataset {spec.name!r}: {what} does not exist ({code or status})")
         return StorageError(f"Dataset {spec.name!r}: {what} failed: {code or status} {exc}", hint=_RESUME)
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
+        return StorageError(
+            f"Dataset {spec.name!r}: {what} failed: {exc}",
+            hint="Check --datasetAwsEndpoint and that the store is reachable from here; "
+            "what was already downloaded is kept for the next run",
+        )
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return StorageError(f"Dataset {spec.name!r}: {what} failed: {exc}", hint=_RESUME)
     raise exc
