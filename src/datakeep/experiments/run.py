@@ -171,13 +171,25 @@ class ExperimentResult:
 CONTROL_TARGET = "/datakeep-control"
 SHARED_TARGET = "/storage/data"
 WORKSPACE_TARGET = "/paperspace"
-#: Runs a parameter server's command and ends it once the workers are done. In a mount
-#: namespace this shell is the namespace's main process, so its exit ends everything the
-#: server started. ``DATAKEEP_CONTROL_DIR`` is the sandbox's name for CONTROL_TARGET.
-_PS_WRAPPER = """/bin/sh -c "$DATAKEEP_PS_COMMAND" &
+#: Runs a parameter server's command and ends it once the workers are done. The command gets
+#: a process group of its own (``setsid``) so that stopping it stops what it started too: in
+#: ``env`` mount mode there is no namespace to take them down, and one left running would hold
+#: the output pipe open and the run with it. TERM first, KILL after 5 s for what ignores TERM.
+#: ``DATAKEEP_CONTROL_DIR`` is the sandbox's name for CONTROL_TARGET.
+_PS_WRAPPER = """if command -v setsid >/dev/null 2>&1; then
+  setsid /bin/sh -c "$DATAKEEP_PS_COMMAND" &
+else
+  /bin/sh -c "$DATAKEEP_PS_COMMAND" &
+fi
 child=$!
 while kill -0 "$child" 2>/dev/null; do
-  if [ -e "$DATAKEEP_CONTROL_DIR/stop" ]; then kill "$child" 2>/dev/null; exit 0; fi
+  if [ -e "$DATAKEEP_CONTROL_DIR/stop" ]; then
+    kill -TERM -"$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
+    tries=0
+    while kill -0 -"$child" 2>/dev/null && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+    kill -KILL -"$child" 2>/dev/null || kill -KILL "$child" 2>/dev/null
+    exit 0
+  fi
   sleep 0.2
 done
 wait "$child"
@@ -286,6 +298,9 @@ class ExperimentRunner:
                 )
         self._workspace(plan)  # a workspace that cannot be fetched fails before any download
         with contextlib.ExitStack() as stack:
+            # Registered first, so it runs last: each dynamic volume removes itself, this
+            # removes the per-process directories that held them.
+            stack.callback(shutil.rmtree, self.run_dir / "volumes", ignore_errors=True)
             clients, remotes = self._check_sources(plan)
             common = self._place_common(plan, clients, remotes, stack)
             per_process = {
