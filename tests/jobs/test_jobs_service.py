@@ -16,7 +16,13 @@ import pytest
 from datakeep.client import Client
 from datakeep.config import Settings
 from datakeep.domain.models import SECRET_MASK
-from datakeep.errors import InvalidInput, QuotaExceeded, SandboxUnavailable, VersionNotCommitted
+from datakeep.errors import (
+    InvalidInput,
+    JobFailed,
+    QuotaExceeded,
+    SandboxUnavailable,
+    VersionNotCommitted,
+)
 from datakeep.runner import sandbox
 from datakeep.services.jobs import parse_env, redact_env
 
@@ -106,6 +112,27 @@ def test_failed_job_keeps_output_uncommitted_and_passes_exit_code(client: Client
     assert not kept.is_committed
     assert kept.job_id == job.id
     assert read_version(client, kept.ref, tmp_path) == {"part.txt": "partial\n"}
+
+
+@NEEDS_NS
+def test_an_output_that_cannot_be_stored_fails_the_job_and_commits_nothing(
+    client: Client, tmp_path: Path
+) -> None:
+    ds = client.datasets.create(name="out").id
+    with pytest.raises(JobFailed, match=r"Output bad \(ds\w+:\w+\) cannot be saved: .*FIFO") as caught:
+        client.jobs.create(
+            command="echo fine > /datasets/good/a.txt; mkfifo /datasets/bad/pipe; echo x > /datasets/bad/b.txt",
+            datasets=[f"good@{ds}", f"bad@{ds}"],
+        )
+    assert "datakeep datasets files put --id=" in caught.value.one_line()
+    (job,) = client.jobs.list()
+    assert job.state == "Failed"
+    assert client.versions.list(ds) == []  # exit 0, yet nothing committed: the job did not succeed
+    refs = {m.name: f"{ds}:{m.version}" for m in job.datasets}
+    assert read_version(client, refs["good"], tmp_path) == {"a.txt": "fine\n"}
+    kept = client.settings.runs_path / "jobs" / job.id / "outputs"
+    assert sorted(p.name for p in (kept / "bad").iterdir()) == ["b.txt", "pipe"]
+    assert not (kept / "good").exists()
 
 
 @NEEDS_NS

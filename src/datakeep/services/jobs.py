@@ -35,7 +35,7 @@ from datakeep.catalog.store import utcnow
 from datakeep.domain import ids
 from datakeep.domain.models import SECRET_MASK, DatasetMount, Job, Version, _Serializable
 from datakeep.domain.refs import parse_ref
-from datakeep.errors import DatakeepError, InvalidInput, JobNotFound, VersionNotCommitted
+from datakeep.errors import DatakeepError, InvalidInput, JobFailed, JobNotFound, VersionNotCommitted
 from datakeep.runner.sandbox import (
     Mount,
     SandboxSpec,
@@ -364,23 +364,39 @@ class JobsService:
     def _save_outputs(self, run_dir: Path, outputs: Mapping[str, str], *, commit: bool) -> None:
         """Upload each output dir (``NAME -> ds:ver``) into its version; commit only after a clean exit.
 
-        A directory is removed once its version holds it, so finished jobs do not keep a second
-        copy of everything they wrote; until then (an upload that failed) it stays on disk.
+        Every output is uploaded before any is committed, so a job whose output cannot be
+        stored (a FIFO, a link out of it) commits none of them. A directory is removed once its
+        version holds it, so finished jobs keep no second copy; one that failed stays on disk.
         """
         from datakeep.services.files import FilesService
         from datakeep.services.versions import VersionsService
 
         files = FilesService(self._ctx)
-        versions = VersionsService(self._ctx)
+        failed: list[JobFailed] = []
         for name, ref in outputs.items():
             out_dir = run_dir / "outputs" / name
-            if out_dir.is_dir() and any(out_dir.iterdir()):
-                files.put(ref, source_paths=[str(out_dir) + os.sep])
+            try:
+                if out_dir.is_dir() and any(out_dir.iterdir()):
+                    files.put(ref, source_paths=[str(out_dir) + os.sep])
+            except DatakeepError as exc:
+                failed.append(
+                    JobFailed(
+                        f"Output {name} ({ref}) cannot be saved: {exc.message.rstrip('.')}",
+                        exit_code=1,
+                        hint=f"Its files are kept in {out_dir}; fix them, then add them with: "
+                        f"datakeep datasets files put --id={ref} --source-path={out_dir}/",
+                    )
+                )
+                continue
             remove_tree(out_dir)
-            if commit:
-                versions.commit(ref)
         with contextlib.suppress(OSError):
             (run_dir / "outputs").rmdir()
+        if failed:
+            raise failed[0]
+        if commit:
+            versions = VersionsService(self._ctx)
+            for ref in outputs.values():
+                versions.commit(ref)
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self._catalog.begin() as c:
