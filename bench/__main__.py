@@ -476,6 +476,9 @@ class Bench:
             print("  " + ", ".join(f"{k} {v:.0f}" for k, v in ceiling.items()), flush=True)
         try:
             print("Results (wall time of each whole command, peak RSS of its process):", flush=True)
+            if a.memory_only:
+                self.memory_checks(targets)
+                targets = []
             if "local" in targets:
                 self.cp("many-small", small)
                 self.datakeep("many-small", small, "local", incremental=True)
@@ -489,15 +492,17 @@ class Bench:
                 self.datakeep("few-large", large, "s3", incremental=False)
                 self.peers_s3("few-large", large)
             if a.memory:
-                self.memory_checks()
+                self.memory_checks(targets)
         finally:
             if self.server is not None:
                 self.server.stop()
         self.report(ceiling)
 
-    def memory_checks(self) -> None:
+    def memory_checks(self, targets: list[str]) -> None:
+        """Peak memory must not grow with file size or file count: compare with the runs above."""
         one = workloads.few_large(self.work / "one-4GiB", 1, 4 * 2**30, seed=11)
-        self.datakeep("1x4GiB", one, "local", incremental=False)
+        for target in targets:
+            self.datakeep("1x4GiB", one, target, incremental=False)
         many = workloads.many_small(self.work / "many-small-200000", 200_000, seed=13)
         self.datakeep("200k-small", many, "local", incremental=False)
 
@@ -646,6 +651,7 @@ def main() -> None:
         help="peers run on many-small (the aws CLI takes about 10 minutes for 20,000 files here)",
     )
     parser.add_argument("--memory", action="store_true", help="also 1 file of 4 GiB and 200,000 files (slow)")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory checks")
     parser.add_argument("--peers", type=Path, default=here / ".venv", help="venv holding the peer tools")
     parser.add_argument("--work", type=Path, default=here / ".work")
     parser.add_argument("--output", help="also write the report (markdown) to this file")
