@@ -357,6 +357,17 @@ def test_quota_exceeded_when_everything_is_pinned(tmp_path: Path) -> None:
     assert cache.snapshot_path(keys[0]) is not None
 
 
+def test_a_version_larger_than_the_cap_is_refused_as_such(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache", max_size=500)
+    entries, remote = version({"big": b"b" * 1000})
+    with pytest.raises(
+        QuotaExceeded, match=r"dszzzzzzzzzzzzz:v1 needs .* more than its whole size cap"
+    ) as caught:
+        cache.materialize("dszzzzzzzzzzzzz/v1", entries, remote)
+    assert "pinned" not in str(caught.value)  # nothing is pinned: the cap itself is too small
+    assert remote.calls == []
+
+
 def test_materialize_with_pin_then_unpin(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     entries, remote = version(FILES)

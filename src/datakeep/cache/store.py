@@ -51,6 +51,7 @@ from typing import Any
 from datakeep.cache.owners import FileLock, Owner, owner_gone
 from datakeep.config import Settings
 from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, QuotaExceeded, StorageError
+from datakeep.sizes import format_size
 from datakeep.storage.hashing import EMPTY_DIGEST, digest_file, is_digest
 from datakeep.storage.transfer import Progress
 
@@ -405,12 +406,20 @@ class Cache:
 
     def _make_room(self, key: str, needed: int) -> None:
         assert self.max_size is not None
+        ref = key.replace("/", ":", 1)
+        if needed > self.max_size:
+            # No eviction can help: say so instead of blaming other jobs' pins.
+            raise QuotaExceeded(
+                f"{ref} needs {format_size(needed)} in the cache, more than its whole size cap "
+                f"({format_size(self.max_size)})",
+                hint="Raise DATAKEEP_CACHE_MAX_SIZE above the largest version a job reads.",
+            )
         self.evict_to_fit(self.max_size - needed, keep={key})
         usage = self.usage()
         if usage + needed > self.max_size:
             raise QuotaExceeded(
-                f"{key} needs {needed} more bytes but the cache holds {usage} of {self.max_size} "
-                "and the rest is pinned by running jobs",
+                f"{ref} needs {format_size(needed)} more in the cache, which holds "
+                f"{format_size(usage)} of {format_size(self.max_size)}, pinned by running jobs",
                 hint="Raise DATAKEEP_CACHE_MAX_SIZE or wait for the running jobs to finish.",
             )
 
