@@ -122,6 +122,8 @@ def test_failed_job_passes_its_exit_code_and_keeps_logs(seed: tuple[str, str, st
     job_id = run.stderr.split("New job created with ID: ")[1].split()[0]
     assert ok("jobs", "logs", f"--id={job_id}").stdout == "out\nerr\n"
     assert ok("jobs", "logs", f"--id={job_id}", "--line=1").stdout == "err\n"
+    assert json.loads(ok("jobs", "logs", f"--id={job_id}", "--json").stdout) == ["out", "err"]
+    assert dk("jobs", "logs", f"--id={job_id}", "--json", "--follow").code == 1
     assert ok("jobs", "logs", f"--id={job_id}", "--follow").stdout == "out\nerr\n"
     assert "Failed" in ok("jobs", "list").stdout
 

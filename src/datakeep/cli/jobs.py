@@ -17,7 +17,7 @@ from datakeep.cli.common import DatakeepGroup, get_client, json_option
 from datakeep.cli.output import echo_details, echo_json, echo_list, echo_table, stderr
 from datakeep.domain.models import Job
 from datakeep.domain.refs import EXAMPLE_ID, EXAMPLE_VERSION, parse_ref
-from datakeep.errors import JobFailed
+from datakeep.errors import InvalidInput, JobFailed
 from datakeep.services.jobs import Lineage, LineageNode, parse_env
 
 _JOB_HELP = "Job ID (e.g. j4x2k9m0a1b2c3d)."
@@ -205,9 +205,17 @@ def show_job(job_id: str, as_json: bool) -> None:
 @click.option("--line", type=int, default=0, show_default=True, help="First line to show (0 = the start).")
 @click.option("--limit", type=int, help="Show at most this many lines.")
 @click.option("--follow", is_flag=True, help="Keep printing output until the job finishes.")
-def job_logs(job_id: str, line: int, limit: int | None, follow: bool) -> None:
+@json_option
+def job_logs(job_id: str, line: int, limit: int | None, follow: bool, as_json: bool) -> None:
     """Print a job's kept output."""
     client = get_client()
+    if as_json:
+        if follow:
+            raise InvalidInput(
+                "--json and --follow cannot be combined", hint="Drop --follow to get the lines so far"
+            )
+        echo_json(client.jobs.logs(job_id, line=line, limit=limit))
+        return
     if follow:
         for chunk in client.jobs.follow(job_id):
             click.echo(chunk, nl=False)
