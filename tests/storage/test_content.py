@@ -336,3 +336,19 @@ def test_dedup_on_postgresql(postgres_database: str, make_store: StoreFactory, t
         assert read_tree(out) == {"a": b"1", "b/c": b"2"}
     finally:
         catalog.close()
+
+
+def test_list_reads_only_the_nodes_on_the_path(store: ContentStore, tmp_path: Path) -> None:
+    files = {f"top{i}/mid{j}/f{k}": b"x" for i in range(5) for j in range(5) for k in range(3)}
+    root = store.snapshot([str(write_tree(tmp_path / "s", files)) + "/"]).root
+    loaded: list[str] = []
+    real_load = store._load
+    store._trees.clear()
+
+    def counting(digest: str) -> list:  # type: ignore[type-arg]
+        loaded.append(digest)
+        return real_load(digest)
+
+    store._load = counting  # type: ignore[method-assign]
+    assert [e.path for e in store.list(root, "top3/mid2/")] == ["f0", "f1", "f2"]
+    assert len(loaded) == 3  # root, top3, top3/mid2: never the other 30 directories
