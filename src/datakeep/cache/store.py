@@ -250,10 +250,17 @@ class Cache:
     # MATERIALIZE
 
     def materialize(
-        self, key: str, entries: Sequence[CacheEntry], fetch: Fetch, *, pin: str | None = None
+        self,
+        key: str,
+        entries: Sequence[CacheEntry] | Callable[[], Sequence[CacheEntry]],
+        fetch: Fetch,
+        *,
+        pin: str | None = None,
     ) -> Path:
         """The version as a read-only directory, fetching only the blobs not cached yet.
 
+        ``entries`` may be a function listing them: it is called only when the version is not
+        cached, since listing a large version costs far more than presenting a cached one.
         With ``pin``, the version is pinned (under that label) *before* it is looked up, so an
         eviction running meanwhile cannot take it away; release it with :meth:`unpin`.
         """
@@ -262,7 +269,10 @@ class Cache:
             self.pin(key, pin)
         try:
             # A cached version is returned before the entries are even looked at: O(1).
-            return self._reuse(key) or self._materialize(key, entries, fetch)
+            found = self._reuse(key)
+            if found is not None:
+                return found
+            return self._materialize(key, entries() if callable(entries) else entries, fetch)
         except BaseException:
             if pin is not None:
                 self.unpin(key, pin)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -19,6 +20,7 @@ from datakeep.domain.models import Version
 from datakeep.domain.refs import parse_ref
 from datakeep.errors import DatakeepError
 from datakeep.services.context import Context
+from datakeep.storage.content import ContentStore
 
 
 def cache_key(version: Version) -> str:
@@ -69,27 +71,24 @@ class CacheService:
         return self.materialize_version(version, pin=pin)
 
     def materialize_version(self, version: Version, *, pin: str | None = None) -> Path:
-        """Reuse the cached tree when there is one (O(1)); else list the version and fetch what is missing."""
-        key = cache_key(version)
-        store = self.store
-        if pin is not None:
-            store.pin(key, pin)  # before looking, so an eviction cannot slip in between
-        try:
-            found = store.lookup(key)
-            if found is not None:
-                return found
+        """Reuse the cached tree when there is one (O(1)); else list the version and fetch what is missing.
+
+        The storage provider is opened only when something must be listed or fetched: a cached
+        version is presented without it (no S3 client, no credentials needed).
+        """
+
+        @functools.cache
+        def content() -> ContentStore:
             dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, version.dataset_id)
-            content = self._ctx.content(dataset)
-            entries = [CacheEntry(p, d, s) for p, d, s in content.entries(version.root)]
+            return self._ctx.content(dataset)
 
-            def fetch(missing: Sequence[CacheEntry], into: Path) -> None:
-                content.fetch([e.digest for e in missing], into)
+        def entries() -> list[CacheEntry]:
+            return [CacheEntry(p, d, s) for p, d, s in content().entries(version.root)]
 
-            return store.materialize(key, entries, fetch)
-        except BaseException:
-            if pin is not None:
-                store.unpin(key, pin)
-            raise
+        def fetch(missing: Sequence[CacheEntry], into: Path) -> None:
+            content().fetch([e.digest for e in missing], into)
+
+        return self.store.materialize(cache_key(version), entries, fetch, pin=pin)
 
     def unpin(self, version: Version, pin: str) -> None:
         self.store.unpin(cache_key(version), pin)
