@@ -101,6 +101,11 @@ def test_seed_example_through_the_cli(seed: tuple[str, str, str], tmp_path: Path
     assert f"<- {v2}" in lineage
     down = ok("datasets", "versions", "lineage", f"--id={v1}").stdout
     assert f"-> {committed.group(1)} (made by job {job_id.group(1)})" in down
+    failed = dk("jobs", "create", "--command=exit 4", f"--dataset=i@{v1}", f"--dataset=o@{ds}")
+    kept = failed.stderr.split("Kept uncommitted: ")[1].split()[0]
+    assert (
+        f"-> {kept} (uncommitted) (made by job " in ok("datasets", "versions", "lineage", f"--id={v1}").stdout
+    )
     # What `datasets versions details` shows once cli/datasets.py appends these rows.
     try:
         rows = dict(producer_rows(committed.group(1)))

@@ -265,6 +265,15 @@ def test_lineage_walks_up_and_down(client: Client, tmp_path: Path) -> None:
     assert client.jobs.producer(va) is None
     # The input was recorded pinned to its version, not as "latest".
     assert {m.name: m.version for m in j2.datasets}["i"] == vb.split(":")[1]
+    # A failed attempt shows as uncommitted; once deleted, as deleted.
+    j3 = client.jobs.create(command="touch /datasets/o/partial; exit 1", datasets=[f"i@{va}", f"o@{c}"])
+    failed = f"{c}:{[m.version for m in j3.datasets if m.output][0]}"
+    states = {n.ref: (n.state, n.job) for n in client.jobs.lineage(va).downstream.next}
+    assert states == {vb: ("committed", j1.id), failed: ("uncommitted", j3.id)}
+    assert client.jobs.lineage(failed).upstream.state == "uncommitted"
+    client.versions.delete(failed)
+    states = {n.ref: (n.state, n.job) for n in client.jobs.lineage(va).downstream.next}
+    assert states[failed] == ("deleted", j3.id)
 
 
 # PROCESSES

@@ -230,13 +230,18 @@ jobs_commands: list[click.Command] = [jobs]
 # LINEAGE (a subcommand of ``datasets versions``)
 
 
+def _state(node: LineageNode) -> str:
+    return "" if node.state == "committed" else f" ({node.state})"
+
+
 def _tree(node: LineageNode, arrow: str, prefix: str = "", out: list[str] | None = None) -> list[str]:
     lines = out if out is not None else []
     for index, child in enumerate(node.next):
         last = index == len(node.next) - 1
         via = f" (made by job {child.job})" if child.job else ""
         lines.append(
-            f"{prefix}{'`-- ' if last else '|-- '}{arrow} {child.ref}{via}{' ...' if child.truncated else ''}"
+            f"{prefix}{'`-- ' if last else '|-- '}{arrow} {child.ref}{_state(child)}{via}"
+            f"{' ...' if child.truncated else ''}"
         )
         _tree(child, arrow, prefix + ("    " if last else "|   "), lines)
     return lines
@@ -244,7 +249,7 @@ def _tree(node: LineageNode, arrow: str, prefix: str = "", out: list[str] | None
 
 def render_lineage(lineage: Lineage) -> str:
     up = lineage.upstream
-    lines = [f"{lineage.ref}"]
+    lines = [f"{lineage.ref}{_state(up)}"]
     if up.job:
         lines.append(f"  produced by job {up.job}: {up.command}")
     else:

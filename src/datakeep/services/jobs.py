@@ -146,6 +146,8 @@ class LineageNode(_Serializable):
     command: str | None = None
     next: list[LineageNode] = field(default_factory=list)
     truncated: bool = False
+    #: "committed", "uncommitted" (a failed or running job's output) or "deleted" since.
+    state: str = "committed"
 
 
 @dataclass(frozen=True)
@@ -557,19 +559,27 @@ class JobsService:
     def _job_row(self, c: Any, job_id: str) -> Any:
         return c.execute(select(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.team_id == self._team)).first()
 
-    def _walk_up(self, c: Any, ref: str, depth: int, seen: set[str]) -> LineageNode:
+    @staticmethod
+    def _version_of(c: Any, ref: str) -> tuple[str | None, str]:
+        """The job that made ``ref`` (if any) and its state, which lineage shows: a failed job's
+        output is uncommitted, and a version may have been deleted since a job used it."""
         dataset_id, version = ref.split(":")
         row = c.execute(
-            select(t.versions.c.job_id).where(
+            select(t.versions.c.job_id, t.versions.c.is_committed).where(
                 t.versions.c.dataset_id == dataset_id, t.versions.c.version == version
             )
         ).first()
-        job_id = row.job_id if row is not None else None
+        if row is None:
+            return None, "deleted"
+        return row.job_id, "committed" if row.is_committed else "uncommitted"
+
+    def _walk_up(self, c: Any, ref: str, depth: int, seen: set[str]) -> LineageNode:
+        job_id, state = self._version_of(c, ref)
         job = self._job_row(c, job_id) if job_id else None
         if job is None:
-            return LineageNode(ref)
+            return LineageNode(ref, state=state)
         if depth <= 0 or ref in seen:
-            return LineageNode(ref, job.id, job.command, truncated=True)
+            return LineageNode(ref, job.id, job.command, truncated=True, state=state)
         seen = seen | {ref}
         inputs = c.execute(
             select(t.job_datasets)
@@ -579,13 +589,14 @@ class JobsService:
         # One node per distinct version, even if the job mounted it under several names.
         refs = dict.fromkeys(f"{r.dataset_id}:{r.version}" for r in inputs if r.version is not None)
         parents = [self._walk_up(c, parent, depth - 1, seen) for parent in refs]
-        return LineageNode(ref, job.id, job.command, parents)
+        return LineageNode(ref, job.id, job.command, parents, state=state)
 
     def _walk_down(
         self, c: Any, ref: str, job_id: str | None, command: str | None, depth: int, seen: set[str]
     ) -> LineageNode:
+        _, state = self._version_of(c, ref)
         if depth <= 0 or ref in seen:
-            return LineageNode(ref, job_id, command, truncated=True)
+            return LineageNode(ref, job_id, command, truncated=True, state=state)
         seen = seen | {ref}
         dataset_id, version = ref.split(":")
         consumers = c.execute(
@@ -611,7 +622,7 @@ class JobsService:
                 if r.version is not None:
                     child = f"{r.dataset_id}:{r.version}"
                     children.append(self._walk_down(c, child, consumer, job.command, depth - 1, seen))
-        return LineageNode(ref, job_id, command, children)
+        return LineageNode(ref, job_id, command, children, state=state)
 
 
 def _read_log(job: Job) -> str:
