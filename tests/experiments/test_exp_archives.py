@@ -201,6 +201,16 @@ def test_bytes_really_written_are_counted_across_entries(work: Path) -> None:
     assert budget.used == 800_000
 
 
+def test_hard_link_bomb_is_stopped_by_the_bytes_written(work: Path) -> None:
+    # Hard links declare no size, yet each is expanded into a copy: only counting what is
+    # really written sees 6 x 40 kB behind 40 kB of declared data.
+    members = [_info("data.bin")] + [_info(f"copy{i}", tarfile.LNKTYPE, "data.bin") for i in range(5)]
+    archive = _tar_with(work, *members, data=b"\1" * 40_000)
+    with pytest.raises(QuotaExceeded, match=r"evil.tar \(at entry 'copy1'\)"):
+        expand_archive(archive, work / "out", budget=ByteBudget(100_000, label="dynamic volume"))
+    assert not (work / "out").exists()
+
+
 def test_damaged_archive_is_an_input_error(work: Path) -> None:
     path = work / "broken.tgz"
     path.write_bytes(b"not a tarball at all")
