@@ -418,12 +418,13 @@ class ContentStore:
             data = self._read_checked(f)
             f.digest = digest_bytes(data)
             return f, data
-        f.digest = digest_file(f.path)
+        digest = digest_file(f.path)
         if StatKey.of(os.stat(f.path)) != f.key:
             raise InvalidInput(
                 f"{f.path} changed while it was being read",
                 hint="Run the command again once it stops changing",
             )
+        f.digest = digest  # only once known to be the digest of the file the scan saw
         return f, None
 
     def _digest_and_store(
@@ -480,14 +481,14 @@ class ContentStore:
                             chunk, chunk_bytes = [], 0
                 self._store_chunk(chunk, packer, pool, large, session, progress)
                 packer.wait()
+                for fut in large:
+                    fut.result()
             finally:
                 for fut in large:
                     with contextlib.suppress(BaseException):
                         fut.result()
-                packer.slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
-            for fut in large:
-                fut.result()
-        cache.store([(os.fsencode(f.path), f.key, f.hashed_ns, f.digest or "") for f in to_hash if f.digest])
+                # Digests stay true whatever failed after hashing: a rerun need not read these files again.
+                cache.store([(os.fsencode(f.path), f.key, f.hashed_ns, f.digest) for f in to_hash if f.digest])
 
     def _store_chunk(
         self,
