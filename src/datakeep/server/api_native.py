@@ -25,11 +25,11 @@ from datakeep.domain.models import Version
 from datakeep.errors import Conflict, Forbidden, InvalidInput
 from datakeep.remote import codec
 from datakeep.server.gradient_files import (
-    VersionFiles,
     absorb_uploads,
     clean_key,
     discard_uploads,
     download_plan,
+    version_files,
 )
 from datakeep.server.state import ServerState, State, TeamClient
 from datakeep.storage.hashing import EMPTY_DIGEST
@@ -184,13 +184,7 @@ def downloads(
 ) -> dict[str, Any]:
     """Where to GET each file: a URL, and for a file packed with others, the byte range in it."""
     keys = [clean_key(k) for k in _digests(body, "keys")]
-    found = client.versions.literal(f"{dataset_id}:{version}")
-    files = VersionFiles(
-        client=client,
-        team_id=client.ctx.team_id,
-        dataset=client.datasets.get(found.dataset_id),
-        version=found,
-    )
+    files = version_files(client, dataset_id, version)
     return {"files": download_plan(state, files, str(request.base_url).rstrip("/"), keys)}
 
 

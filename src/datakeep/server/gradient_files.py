@@ -165,7 +165,8 @@ class VersionFiles:
             yield key, merged[key]
 
 
-def _version_files(client: Client, dataset_id: str, version: str) -> VersionFiles:
+def version_files(client: Client, dataset_id: str, version: str) -> VersionFiles:
+    """The files of a version the caller's team can see: another team's ID fails as a missing one."""
     found = client.versions.literal(f"{dataset_id}:{version}")
     dataset = client.datasets.get(found.dataset_id)
     return VersionFiles(client=client, team_id=client.ctx.team_id, dataset=dataset, version=found)
@@ -188,7 +189,7 @@ def presign(
     calls = body["calls"]
     if len(calls) > MAX_CALLS:
         raise InvalidInput(f"At most {MAX_CALLS} calls per request")
-    files = _version_files(client, dataset_id, version)
+    files = version_files(client, dataset_id, version)
     base = str(request.base_url).rstrip("/")
     answers = []
     for call in calls:
@@ -394,7 +395,7 @@ def download_plan(
 
 def _grant_files(state: ServerState, grant: Grant) -> VersionFiles:
     client = state.client_for(grant.team_id)
-    return _version_files(client, grant.dataset_id, grant.version)
+    return version_files(client, grant.dataset_id, grant.version)
 
 
 def _s3_error(status: int, code: str, message: str, key: str) -> Response:
