@@ -138,6 +138,28 @@ def test_remote_mode_with_an_s3_provider_uploads_only_missing_content(
     assert "new.txt" in files
     assert "big.bin" in files
 
+    # Through the library, watching the client's own transfer connection: the server dedups
+    # uploads at commit too, so only what goes over the wire shows that nothing known is sent.
+    import datakeep
+
+    client = datakeep.connect(progress=False)
+    sent: list[str] = []
+    client.session.transfers.event_hooks["request"].append(
+        lambda request: sent.append(f"{request.method} {request.url.path}")
+    )
+    (data / "newer.txt").write_text("newer\n")
+    (data / "copy-of-big.bin").write_bytes((data / "big.bin").read_bytes())
+    version = client.versions.create(ds.group(0), source_paths=[f"{data}/"])
+    assert version.is_committed
+    puts = [s for s in sent if s.startswith("PUT ")]
+    assert len(puts) == 1, sent
+    assert puts[0].endswith("/newer.txt"), sent
+    assert {f.path for f in client.files.list(version.ref, recursive=True)} >= {
+        "copy-of-big.bin",
+        "newer.txt",
+    }
+    client.close()
+
 
 def test_remote_errors_match_embedded(cli: Cli, remote: RunningServer, tmp_path: Path) -> None:
     err = cli("datasets", "details", "--id=ds0000000000000", ok=False)
@@ -209,6 +231,21 @@ def test_admin_teams_and_keys_commands(cli: Cli, tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("DATAKEEP_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("DATAKEEP_API_KEY", "x")
     assert "server's own catalog" in cli("admin", "teams", "list", ok=False)
+
+
+def test_admin_names_are_checked_like_other_names(cli: Cli) -> None:
+    """A newline would garble `teams list`, and PostgreSQL refuses what its column cannot hold."""
+    assert "teams create NAME" in cli("admin", "teams", "create", " ", ok=False)
+    assert "control characters" in cli("admin", "teams", "create", "a\nb", ok=False)
+    assert "at most 200" in cli("admin", "teams", "create", "x" * 201, ok=False)
+    assert "No data" in cli("admin", "keys", "list")  # nothing was created by the refusals
+    cli("admin", "teams", "create", "named")
+    assert "control characters" in cli(
+        "admin", "keys", "create", "--team", "named", "--name", "a\tb", ok=False
+    )
+    import json
+
+    assert [t["name"] for t in json.loads(cli("admin", "teams", "list", "--json"))] == ["local", "named"]
 
 
 def test_remote_experiment_runs_on_the_server(

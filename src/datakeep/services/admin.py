@@ -14,6 +14,7 @@ from typing import Any
 
 from datakeep.errors import InvalidInput
 from datakeep.services.context import Context
+from datakeep.services.datasets import check_name
 
 KEY_PREFIX = "dk_"
 
@@ -39,8 +40,8 @@ class AdminService:
 
     def create_team(self, name: str) -> dict[str, Any]:
         if not name or not name.strip():
-            raise InvalidInput("A team needs a name", hint="Pass --name NAME")
-        return self._ctx.catalog.insert_team(name.strip())
+            raise InvalidInput("A team needs a name", hint="Pass it: datakeep admin teams create NAME")
+        return self._ctx.catalog.insert_team(check_name(name.strip(), what="team", option="team NAME"))
 
     def list_teams(self) -> list[dict[str, Any]]:
         return self._ctx.catalog.list_teams()
@@ -52,6 +53,8 @@ class AdminService:
 
     def create_key(self, team: str, *, name: str | None = None) -> NewApiKey:
         team_id = self._ctx.catalog.get_team(team)["id"]
+        if name is not None:
+            name = check_name(name, what="key", option="--name")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = "key" + secrets.token_hex(8)
         self._ctx.catalog.insert_api_key(
