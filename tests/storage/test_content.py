@@ -352,3 +352,20 @@ def test_list_reads_only_the_nodes_on_the_path(store: ContentStore, tmp_path: Pa
     store._load = counting  # type: ignore[method-assign]
     assert [e.path for e in store.list(root, "top3/mid2/")] == ["f0", "f1", "f2"]
     assert len(loaded) == 3  # root, top3, top3/mid2: never the other 30 directories
+
+
+def test_concurrent_snapshots_sharing_content(make_store: StoreFactory, tmp_path: Path) -> None:
+    """Two creates at once (two jobs writing outputs) on one provider: both versions are whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    provider = LocalProvider(tmp_path / "store")
+    shared = {f"common/f{i}": os.urandom(3000) for i in range(100)}
+    a = write_tree(tmp_path / "a", {**shared, "only-a": b"a"})
+    b = write_tree(tmp_path / "b", {**shared, "only-b": b"b"})
+    stores = [make_store(provider), make_store(provider)]
+    with ThreadPoolExecutor(2) as pool:
+        ra, rb = pool.map(lambda args: args[0].snapshot([str(args[1]) + "/"]), [(stores[0], a), (stores[1], b)])
+    stores[0].get(ra.root, tmp_path / "out-a")
+    stores[1].get(rb.root, tmp_path / "out-b")
+    assert read_tree(tmp_path / "out-a") == read_tree(a)
+    assert read_tree(tmp_path / "out-b") == read_tree(b)
