@@ -369,3 +369,26 @@ def test_every_dataset_command_prints_the_same_in_both_modes(
 
 def test_several_server_processes_need_a_shared_key(cli: Cli) -> None:
     assert "DATAKEEP_SERVER_KEY" in cli("server", "--workers", "2", ok=False)
+
+
+def test_remote_transfers_show_progress_when_asked(
+    remote: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Long uploads and downloads say how far along they are, as embedded mode does on a terminal."""
+    import datakeep
+
+    data = _data(tmp_path / "data")
+    client = datakeep.connect(progress=True)
+    ds = client.datasets.create(name="progress")
+    capsys.readouterr()
+    version = client.versions.create(ds.id, source_paths=[f"{data}/"])
+    assert "Uploading files" in capsys.readouterr().err
+    client.files.get(version.ref, target_path=tmp_path / "out")
+    err = capsys.readouterr().err
+    assert "Downloading files" in err
+    assert "4/4 files" in err
+    client.close()
+    quiet = datakeep.connect(progress=False)
+    quiet.files.get(version.ref, target_path=tmp_path / "out2")
+    assert capsys.readouterr().err == ""
+    quiet.close()

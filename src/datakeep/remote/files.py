@@ -29,6 +29,7 @@ from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, StorageEr
 from datakeep.remote import codec
 from datakeep.remote.http import Session
 from datakeep.storage.hashing import EMPTY_DIGEST, digest_bytes, digest_file
+from datakeep.storage.transfer import Progress
 
 if TYPE_CHECKING:
     from datakeep.remote.client import RemoteClient
@@ -100,7 +101,11 @@ class RemoteFiles:
             selected.update(matched)
         target.mkdir(parents=True, exist_ok=True)
         keys = sorted(selected)
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-get") as pool:
+        with (
+            Progress("Downloading files", enabled=self._client.progress) as progress,
+            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-get") as pool,
+        ):
+            progress.expect(len(keys), sum(selected[k].size or 0 for k in keys))
             for start in range(0, len(keys), BATCH):
                 batch = keys[start : start + BATCH]
                 plan = self._session.request(
@@ -112,8 +117,9 @@ class RemoteFiles:
                     pool.submit(self._download, item["url"], target, item["key"], selected[item["key"]], item)
                     for item in plan
                 ]
-                for future in futures:
+                for future, item in zip(futures, plan, strict=True):
                     future.result()
+                    progress.advance(1, selected[item["key"]].size or 0)
         return len(keys)
 
     def _download(self, url: str, target: Path, key: str, entry: FileEntry, item: dict[str, Any]) -> None:
@@ -205,14 +211,16 @@ class RemoteFiles:
             if digest in missing and digest not in upload:
                 upload[digest] = f
         uploaded = {f.dest for f in upload.values()}
-        self._upload(version, list(upload.values()))
+        with Progress("Uploading files", enabled=self._client.progress) as progress:
+            progress.expect(len(upload), sum(f.size for f in upload.values()))
+            self._upload(version, list(upload.values()), progress)
         links = [{"path": f.dest, "digest": d, "size": f.size} for f, d in hashed if f.dest not in uploaded]
         answer = self._session.request(
             "POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/link", json={"files": links}, long=True
         )
         return codec.decode(answer["result"])
 
-    def _upload(self, version: Version, files: Sequence[Any]) -> None:
+    def _upload(self, version: Version, files: Sequence[Any], progress: Progress) -> None:
         small = [f for f in files if f.size <= MULTIPART_THRESHOLD]
         large = [f for f in files if f.size > MULTIPART_THRESHOLD]
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-put") as pool:
@@ -222,10 +230,12 @@ class RemoteFiles:
                     version, [{"method": "putObject", "params": {"Key": f.dest}} for f in batch]
                 )
                 futures = [pool.submit(self._put, a["url"], f) for f, a in zip(batch, urls, strict=True)]
-                for future in futures:
+                for future, f in zip(futures, batch, strict=True):
                     future.result()
+                    progress.advance(1, f.size)
             for f in large:
                 self._multipart(version, f, pool)
+                progress.advance(1, f.size)
 
     def _put(self, url: str, f: Any) -> None:
         with open(f.path, "rb") as handle:
