@@ -125,8 +125,10 @@ def test_delete(dk: Datakeep, tmp_path: Path) -> None:
 
 
 def test_malformed_and_unknown_ids(dk: Datakeep) -> None:
-    for bad in ("sp", "ds123", "spÄaaaaaaaaaaaa", "spaaaaaaaaaaaaa:x"):
+    for bad in ("sp", "ds123", "spÄaaaaaaaaaaaa", "spaaaaaaaaaaaaa:x", "spaaaaaaaaaaaaa\n"):
         assert "is not a storage provider ID" in dk.fails("storageProviders", "details", f"--id={bad}").stderr
+    err = dk.fails("datasets", "create", "--name=x", "--storageProviderId=spaaaaaaaaaaaaa\n").stderr
+    assert "is not a storage provider ID" in err
     assert "not found" in dk.fails("storageProviders", "delete", "--id=spaaaaaaaaaaaaa").stderr
     assert "not found" in dk.fails("storageProviders", "update", "s3", "--id=spaaaaaaaaaaaaa").stderr
 

@@ -64,7 +64,8 @@ def test_a_tag_that_looks_like_a_version_is_refused(dk: Datakeep, two_versions: 
     assert details["id"] == second
 
 
-@pytest.mark.parametrize("name", ["a b", "-lead", "ünï", "x" * 65, "a/b", "a:b"])
+# "prod\n": a regex ending in $ also matches before a final newline, and stored such a tag.
+@pytest.mark.parametrize("name", ["a b", "-lead", "ünï", "x" * 65, "a/b", "a:b", "prod\n", "\nprod"])
 def test_invalid_tag_names(dk: Datakeep, two_versions: tuple[str, str, str], name: str) -> None:
     _, first, _ = two_versions
     assert "Invalid tag name" in dk.fails("datasets", "tags", "set", f"--id={first}", f"--name={name}").stderr

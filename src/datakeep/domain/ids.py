@@ -13,12 +13,13 @@ from datakeep.errors import InvalidReference
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-DATASET_ID = re.compile(r"^ds[0-9a-z]{13}$")
-STORAGE_PROVIDER_ID = re.compile(r"^sp[0-9a-z]{13}$")
-VERSION_ID = re.compile(r"^[0-9a-z]{7}$")
-JOB_ID = re.compile(r"^j[0-9a-z]{13}$")
-EXPERIMENT_ID = re.compile(r"^e[0-9a-z]{13}$")
-TEAM_ID = re.compile(r"^te[0-9a-z]{13}$")
+# \A and \Z, not ^ and $: ``$`` also matches before a final newline, which let "prod\n" in.
+DATASET_ID = re.compile(r"\Ads[0-9a-z]{13}\Z")
+STORAGE_PROVIDER_ID = re.compile(r"\Asp[0-9a-z]{13}\Z")
+VERSION_ID = re.compile(r"\A[0-9a-z]{7}\Z")
+JOB_ID = re.compile(r"\Aj[0-9a-z]{13}\Z")
+EXPERIMENT_ID = re.compile(r"\Ae[0-9a-z]{13}\Z")
+TEAM_ID = re.compile(r"\Ate[0-9a-z]{13}\Z")
 
 
 def _random(n: int) -> str:

@@ -18,7 +18,7 @@ EXAMPLE_ID = "dsr8k5qzn401lb5"
 EXAMPLE_VERSION = "klfoyy9"
 
 #: Tags: a letter or digit, then letters, digits, ``.``, ``_`` or ``-``; at most 64 in all.
-TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TAG_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 @dataclass(frozen=True)
