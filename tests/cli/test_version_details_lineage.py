@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from datakeep.runner import sandbox
+
 from .conftest import Datakeep
 
 pytestmark = pytest.mark.skipif(not sandbox.sandbox_status()[0], reason="no mount namespace here")
