@@ -167,9 +167,12 @@ class VersionFiles:
 
 def version_files(client: Client, dataset_id: str, version: str) -> VersionFiles:
     """The files of a version the caller's team can see: another team's ID fails as a missing one."""
-    found = client.versions.literal(f"{dataset_id}:{version}")
-    dataset = client.datasets.get(found.dataset_id)
-    return VersionFiles(client=client, team_id=client.ctx.team_id, dataset=dataset, version=found)
+    return files_of(client, client.versions.literal(f"{dataset_id}:{version}"))
+
+
+def files_of(client: Client, version: Version) -> VersionFiles:
+    dataset = client.datasets.get(version.dataset_id)
+    return VersionFiles(client=client, team_id=client.ctx.team_id, dataset=dataset, version=version)
 
 
 # THE PRESIGN ROUTE
@@ -552,8 +555,7 @@ def absorb_uploads(state: ServerState, client: Client, version: Version) -> Vers
     """Move what Gradient-style clients uploaded for ``version`` into its manifest (deduplicated)."""
     if version.is_committed:
         return version
-    dataset = client.datasets.get(version.dataset_id)
-    files = VersionFiles(client=client, team_id=client.ctx.team_id, dataset=dataset, version=version)
+    files = files_of(client, version)
     provider = files.provider
     try:
         staged = [o for o in provider.list(files.staging, recursive=True) if not o.is_dir]
@@ -585,8 +587,7 @@ def absorb_uploads(state: ServerState, client: Client, version: Version) -> Vers
 def discard_uploads(state: ServerState, client: Client, version: Version) -> None:
     """Best effort: a deleted version's upload area is emptied (what is left is only garbage)."""
     with contextlib.suppress(Exception):
-        dataset = client.datasets.get(version.dataset_id)
-        files = VersionFiles(client=client, team_id=client.ctx.team_id, dataset=dataset, version=version)
+        files = files_of(client, version)
         for info in list(files.provider.list(files.staging, recursive=True)):
             if not info.is_dir:
                 files.provider.delete(info.key)
