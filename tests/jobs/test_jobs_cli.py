@@ -188,24 +188,48 @@ def test_cache_commands(seed: tuple[str, str, str], hermetic_env: object) -> Non
     assert dk("cache", "clean", "--older-than=soon").code == 1
 
 
-@NEEDS_NS
-def test_ctrl_c_cancels_the_job_and_keeps_its_output_uncommitted(seed: tuple[str, str, str]) -> None:
-    ds, _, _ = seed
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    proc = subprocess.Popen(
+def _cli_process(*args: str) -> subprocess.Popen[str]:
+    """``datakeep`` in its own process (this checkout's code), for signals and closed pipes."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys; from datakeep.cli.main import main; sys.exit(main(sys.argv[1:]))",
-            "jobs",
-            "create",
-            "--command=echo kept > /datasets/o/a.txt; echo started; exec sleep 60",
-            f"--dataset=o@{ds}",
+            *args,
         ],
-        env={**os.environ, "PYTHONPATH": src},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_job(seed: tuple[str, str, str]) -> None:
+    """``datakeep jobs create ... | head -1``: the job runs to the end and its log keeps it all."""
+    proc = _cli_process("jobs", "create", "--mountMode=env", "--command=seq 1 100000; echo done")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "1\n"
+        proc.stdout.close()
+        assert proc.wait(timeout=120) == 0
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    job_id = err.split("New job created with ID: ")[1].split()[0]
+    assert json.loads(ok("jobs", "details", f"--id={job_id}", "--json").stdout)["state"] == "Succeeded"
+    assert ok("jobs", "logs", f"--id={job_id}", "--line=99999").stdout == "100000\ndone\n"
+
+
+@NEEDS_NS
+def test_ctrl_c_cancels_the_job_and_keeps_its_output_uncommitted(seed: tuple[str, str, str]) -> None:
+    ds, _, _ = seed
+    proc = _cli_process(
+        "jobs",
+        "create",
+        "--command=echo kept > /datasets/o/a.txt; echo started; exec sleep 60",
+        f"--dataset=o@{ds}",
     )
     try:
         assert proc.stdout is not None

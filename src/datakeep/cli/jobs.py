@@ -8,6 +8,8 @@ lines go to stderr. A failed command makes ``jobs create`` exit with the command
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,8 +74,20 @@ def create_job(
 ) -> None:
     """Create a job and run it to completion, streaming its output."""
 
+    reader_gone = False
+
     def on_output(chunk: bytes) -> None:
-        click.echo(chunk, nl=False)  # bytes go to the binary stdout, flushed at once
+        nonlocal reader_gone
+        if reader_gone:
+            return
+        try:
+            click.echo(chunk, nl=False)  # bytes go to the binary stdout, flushed at once
+        except BrokenPipeError:
+            # The reader went away (`| head`): the job goes on, and its log keeps everything.
+            reader_gone = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+            os.close(devnull)
 
     created: list[str] = []
 
