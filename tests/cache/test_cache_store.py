@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -168,15 +169,28 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _workers(tmp_path: Path, n: int, max_wait: float, mode: str = "ok") -> list[subprocess.Popen[str]]:
+def _workers(
+    tmp_path: Path, n: int, max_wait: float, mode: str = "ok", *, machines: bool = False
+) -> list[subprocess.Popen[str]]:
+    """``n`` processes materializing one version; with ``machines``, each in its own UTS
+    namespace under its own hostname, which is all that tells machines apart on shared storage."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(src=SRC))
     (tmp_path / "calls").mkdir(exist_ok=True)
     args = [str(tmp_path / "cache"), str(tmp_path / "calls"), str(tmp_path / "go"), str(max_wait), mode]
-    return [
-        subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
-        for _ in range(n)
-    ]
+    procs = []
+    for i in range(n):
+        argv = [sys.executable, str(script), *args]
+        if machines:
+            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', f"node-{i}-{mode}", *argv]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+    return procs
+
+
+MACHINES = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root to give processes other hostnames",
+)
 
 
 def _finish(procs: list[subprocess.Popen[str]]) -> list[str]:
@@ -231,6 +245,41 @@ def test_kill_9_mid_fetch_leaves_the_cache_consistent(tmp_path: Path) -> None:
     assert _finish(procs)[0].endswith("dsaaaaaaaaaaaaa/v1/files")
     assert cache.verify() == []
     assert list((cache.root / "tmp").iterdir()) == []
+
+
+@MACHINES
+def test_machines_sharing_the_cache_race_to_one_correct_result(tmp_path: Path) -> None:
+    procs = _workers(tmp_path, 4, max_wait=0, machines=True)  # nobody waits: every step races
+    (tmp_path / "go").touch()
+    assert len(set(_finish(procs))) == 1
+    cache = Cache(tmp_path / "cache")
+    assert cache.verify() == []
+    assert [v.key for v in cache.list()] == ["dsaaaaaaaaaaaaa/v1"]
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+@MACHINES
+def test_a_crashed_machines_lock_holds_only_until_its_heartbeat_stops(tmp_path: Path) -> None:
+    (procs,) = [_workers(tmp_path, 1, max_wait=120, mode="hang", machines=True)]
+    (tmp_path / "go").touch()
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "hanging").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    (lock,) = (tmp_path / "cache" / "locks").iterdir()
+    assert json.loads(lock.read_text())["host"] == "node-0-hang"  # its pid means nothing here
+    procs[0].send_signal(signal.SIGKILL)  # the machine "crashes": its heartbeat stops
+    procs[0].wait()
+    # A lock never judged stale would be waited out (max_wait), then left behind: checked below.
+    cache = Cache(tmp_path / "cache", lock_stale_after=1.0, lock_max_wait=30)
+    files = {f"dir{i % 7}/f{i}.txt": (f"file {i} " * (i + 1)).encode() for i in range(60)}  # the worker's
+    entries, remote = version(files)
+    got = cache.materialize("dsaaaaaaaaaaaaa/v1", entries, remote)  # breaks the dead lock, then fetches
+    assert (got / "dir1" / "f1.txt").read_bytes() == files["dir1/f1.txt"]
+    assert len(remote.calls) == 1
+    assert list((cache.root / "locks").iterdir()) == []  # broken, taken, released: not waited out
+    assert cache.verify() == []  # the crashed machine's work in progress is not ours to judge yet
+    assert len(list((cache.root / "tmp").iterdir())) == 1
 
 
 # VERIFY
