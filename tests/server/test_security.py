@@ -417,3 +417,58 @@ def test_health_and_openapi_need_no_key(api: Api) -> None:
         assert route in paths, route
     assert "put" in paths["/datasets/{dataset_id}/tags/{name}"]
     assert "post" in paths["/datasets/{dataset_id}"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"service": "datasets", "method": "list", "args": ["x"]}, "too many positional"),
+        ({"service": "datasets", "method": "get", "args": []}, "missing a required argument"),
+        ({"service": "datasets", "method": "get", "args": [5]}, "dataset_id must be a string"),
+        ({"service": "datasets", "method": "list", "kwargs": {"limit": "a"}}, "limit must be a whole number"),
+        (
+            {"service": "datasets", "method": "list", "kwargs": {"offset": -1}},
+            "offset must be a whole number",
+        ),
+        (
+            {"service": "versions", "method": "list", "args": ["d"], "kwargs": {"is_committed": "yes"}},
+            "true or false",
+        ),
+        (
+            {
+                "service": "storage_providers",
+                "method": "create",
+                "kwargs": {"name": "x", "type": "s3", "config": "c"},
+            },
+            "config must be an object",
+        ),
+        (
+            {"service": "files", "method": "delete", "args": ["d:v"], "kwargs": {"paths": [1]}},
+            "list of strings",
+        ),
+        ({"service": "files", "method": "get", "args": ["d:v"]}, "cannot be called remotely"),
+    ],
+)
+def test_remote_calls_with_bad_arguments_are_a_clear_400(api: Api, body: dict[str, Any], says: str) -> None:
+    """The library is never reached with arguments it would trip over (a bare 500 says nothing)."""
+    owner = api.key_for_new_team("calls")
+    response = api.http.post("/datakeep/v1/call", json=body, headers=_h(owner))
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+
+
+def test_an_unexpected_failure_is_a_loopback_500_without_details(tmp_path: Path) -> None:
+    settings = Settings.from_env({"DATAKEEP_HOME": str(tmp_path / "server"), "DATAKEEP_SERVER_KEY": "k"})
+    app = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret detail of the server")
+
+    with TestClient(app, raise_server_exceptions=False) as http:
+        response = http.get("/boom")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["statusCode"] == 500
+    assert error["name"] == "InternalServerError"
+    assert "secret detail" not in response.text

@@ -14,6 +14,7 @@ has no room for, under ``/datakeep/v1``.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -139,14 +140,52 @@ def call(
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise InvalidInput(f"{service}.{method} does not take {', '.join(unknown)} remotely")
-    if len(args) > 3:
-        raise InvalidInput("Too many arguments")
+    target = getattr(getattr(client, service), method)
+    _check_arguments(f"{service}.{method}", target, args, kwargs)
     replacement = _guard(state, client, service, method, args, kwargs)
-    if replacement is not None:
-        result = replacement()
-    else:
-        result = getattr(getattr(client, service), method)(*args, **kwargs)
+    result = replacement() if replacement is not None else target(*args, **kwargs)
     return {"result": codec.encode(result)}
+
+
+def _check_arguments(name: str, target: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse, as a 400, what the library would trip over deep inside (a 500 tells the user nothing).
+
+    The library's own annotations say what each parameter takes; only the few shapes the
+    allowed calls use are known here, and anything else is refused rather than passed on.
+    """
+    signature = inspect.signature(target)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidInput(f"{name}: {exc}") from None
+    for param, value in bound.arguments.items():
+        annotation = str(signature.parameters[param].annotation)
+        if value is None and "None" in annotation:
+            continue
+        base = annotation.split(" | ")[0]
+        if base == "bool":
+            ok = isinstance(value, bool)
+        elif base == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif base == "str":
+            ok = isinstance(value, str)
+        elif base.startswith("dict["):
+            ok = isinstance(value, dict)
+        elif base == "Sequence[str]":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        else:
+            ok = False
+        if not ok:
+            raise InvalidInput(f"{name}: {param} must be {_WANTED.get(base, base)}")
+
+
+_WANTED = {
+    "bool": "true or false",
+    "int": "a whole number, 0 or more",
+    "str": "a string",
+    "dict[str, Any]": "an object",
+    "Sequence[str]": "a list of strings",
+}
 
 
 def _digests(body: Any, name: str) -> list[str]:

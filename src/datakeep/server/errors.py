@@ -26,6 +26,7 @@ _STATUS_NAMES = {
     409: "ConflictError",
     413: "PayloadTooLargeError",
     422: "UnprocessableEntityError",
+    500: "InternalServerError",
 }
 
 
@@ -66,6 +67,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, _validation_message(exc), code="invalid_input")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Still in LoopBack's shape, so both CLIs print one line; the details stay in the log
+        # (uvicorn logs the traceback), since they may name paths or settings of the server.
+        return error_response(
+            500,
+            "The server failed to handle this request",
+            code="internal_error",
+            hint="The server's log has the details; please report it",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
