@@ -209,8 +209,8 @@ FAKE_ENGINE = '#!/bin/sh\n[ "$1" = info ] && exit {code}\nexit 0\n'
 @pytest.mark.parametrize(
     ("engines", "expected"),
     [
-        ({}, "No container engine here"),
-        ({"docker": 1}, "No container engine here"),  # a docker client without its daemon
+        ({}, "No container engine is running here"),
+        ({"docker": 1}, "No container engine is running here"),  # a docker client without its daemon
         ({"docker": 0}, "not in docker"),
         ({"podman": 0}, "not in podman"),
     ],

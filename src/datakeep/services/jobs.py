@@ -76,8 +76,8 @@ def _container_notice(container: str) -> str:
     engine = _container_engine()
     if engine is None:
         return (
-            f"No container engine here (docker or podman, running): --container={container} is recorded "
-            "and the command runs on the host."
+            "No container engine is running here (neither podman nor a docker daemon): "
+            f"--container={container} is recorded and the command runs on the host."
         )
     return (
         f"--container={container} is recorded; datakeep runs the command on the host in its own mount "
