@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -114,6 +115,23 @@ def _routes(ds: str, ver: str, sp: str) -> list[tuple[str, str, Any]]:
         ("POST", f"/storageProviders/{sp}", {"name": "stolen"}),
         ("DELETE", f"/storageProviders/{sp}", None),
         ("POST", "/datasets", {"name": "sneaky", "storageProviderId": sp}),
+        # datakeep's own routes, for its remote client
+        ("POST", "/datakeep/v1/call", {"service": "datasets", "method": "get", "args": [ds]}),
+        ("POST", "/datakeep/v1/call", {"service": "versions", "method": "get", "args": [f"{ds}:{ver}"]}),
+        ("POST", "/datakeep/v1/call", {"service": "tags", "method": "get", "args": [f"{ds}:prod"]}),
+        ("POST", "/datakeep/v1/call", {"service": "files", "method": "list", "args": [f"{ds}:{ver}"]}),
+        ("POST", "/datakeep/v1/call", {"service": "storage_providers", "method": "get", "args": [sp]}),
+        ("POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/missing", {"digests": ["0" * 64]}),
+        ("POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/downloads", {"keys": ["a.txt"]}),
+        ("POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/link", {"files": []}),
+        # jobs reading another team's version, or writing into its dataset
+        ("POST", "/datakeep/v1/jobs", {"command": "true", "datasets": [f"in@{ds}:{ver}"]}),
+        ("POST", "/datakeep/v1/jobs", {"command": "true", "datasets": [f"out@{ds}"]}),
+        (
+            "POST",
+            "/jobs/createJob/?command=true&datasets=" + quote(json.dumps([{"id": ds, "name": "out"}])),
+            None,
+        ),
     ]
 
 
@@ -139,6 +157,37 @@ def test_another_teams_ids_look_exactly_like_missing_ones(api: Api) -> None:
         nothing = api.http.request(method, missing_path, json=missing_body, headers=_h(intruder))
         assert theirs.status_code == nothing.status_code == 404, (method, path, theirs.text)
         assert _normalized(theirs.json(), ds, sp) == _normalized(nothing.json(), missing_ds, missing_sp)
+
+    # Another team's job: its logs and record look like a job that does not exist.
+    job = api.http.post(
+        "/datakeep/v1/jobs", json={"command": "echo private", "mount_mode": "env"}, headers=_h(owner)
+    )
+    assert job.status_code == 200, job.text
+    job_id, missing_job = job.json()["id"], "j" + "0" * 13
+    for theirs_path, nothing_path in (
+        (f"/jobs/logs?jobId={job_id}&line=0&limit=10", f"/jobs/logs?jobId={missing_job}&line=0&limit=10"),
+        (f"/jobs/logs?experimentId={job_id}", f"/jobs/logs?experimentId={missing_job}"),
+    ):
+        theirs = api.http.get(theirs_path, headers=_h(intruder))
+        nothing = api.http.get(nothing_path, headers=_h(intruder))
+        assert theirs.status_code == nothing.status_code == 404, (theirs_path, theirs.text)
+        assert _normalized(theirs.json(), job_id) == _normalized(nothing.json(), missing_job)
+    for method in ("get", "logs"):
+        theirs = api.http.post(
+            "/datakeep/v1/call",
+            json={"service": "jobs", "method": method, "args": [job_id]},
+            headers=_h(intruder),
+        )
+        nothing = api.http.post(
+            "/datakeep/v1/call",
+            json={"service": "jobs", "method": method, "args": [missing_job]},
+            headers=_h(intruder),
+        )
+        assert theirs.status_code == nothing.status_code == 404, (method, theirs.text)
+        assert _normalized(theirs.json(), job_id) == _normalized(nothing.json(), missing_job)
+    assert api.http.post(
+        "/datakeep/v1/call", json={"service": "jobs", "method": "list"}, headers=_h(intruder)
+    ).json() == {"result": []}
 
     # Lists show nothing of the other team, and the owner's data is untouched.
     assert api.http.get("/datasets", headers=_h(intruder)).json() == []
@@ -182,6 +231,9 @@ def test_malformed_json_is_a_clear_400(api: Api) -> None:
     assert "filter[limit]" in bad_filter.json()["error"]["message"]
     wrong_type = api.http.post("/datasets", json={"name": ["a"]}, headers=_h(owner))
     assert wrong_type.status_code == 400
+    bad_env = api.http.post("/jobs/createJob/?command=true&envVars=%7Bnot", headers=_h(owner))
+    assert bad_env.status_code == 400, bad_env.text
+    assert "envVars" in bad_env.json()["error"]["message"]
 
 
 def test_oversized_json_is_refused_before_it_is_read(api: Api) -> None:

@@ -97,7 +97,10 @@ def _job_datasets(raw: str | None) -> list[str]:
 def _env(raw: Any) -> dict[str, str]:
     if raw in (None, ""):
         return {}
-    data = json.loads(raw) if isinstance(raw, str) else raw
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise InvalidInput("envVars must be a JSON object") from None
     if not isinstance(data, dict):
         raise InvalidInput("envVars must be a JSON object")
     return {str(k): str(v) for k, v in data.items()}
