@@ -351,6 +351,7 @@ def test_kill_9_leaves_output_uncommitted_and_cache_consistent(client: Client, t
         proc.wait()
     job = client.jobs.get(job_id)
     assert job.state == "Failed"
+    assert [n for n in job.notes if "datakeep process running it died" in n]
     (out_mount,) = [m for m in job.datasets if m.output]
     kept = f"{ds_out}:{out_mount.version}"
     assert not client.versions.get(kept).is_committed

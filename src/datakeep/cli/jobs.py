@@ -193,6 +193,7 @@ def show_job(job_id: str, as_json: bool) -> None:
             ("Created", _when(job.created)),
             ("Started", _when(job.started)),
             ("Finished", _when(job.finished)),
+            ("Notes", "\n".join(job.notes)),
         ],
         {},
         as_json=False,

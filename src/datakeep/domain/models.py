@@ -161,3 +161,5 @@ class Job(_Serializable):
     started: datetime | None = None
     finished: datetime | None = None
     log_path: str | None = None
+    #: What happened that the state alone does not say (e.g. the datakeep process died).
+    notes: list[str] = field(default_factory=list)

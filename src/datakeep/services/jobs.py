@@ -463,6 +463,7 @@ class JobsService:
             started=_aware(row.started),
             finished=_aware(row.finished),
             log_path=row.log_path,
+            notes=list(spec.get("notes", [])),
         )
 
     def _mounts(self, c: Any, job_ids: Sequence[str]) -> dict[str, list[DatasetMount]]:
