@@ -371,6 +371,23 @@ def test_several_server_processes_need_a_shared_key(cli: Cli) -> None:
     assert "DATAKEEP_SERVER_KEY" in cli("server", "--workers", "2", ok=False)
 
 
+def test_server_says_in_one_line_why_it_cannot_start(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        err = cli("server", "--port", port, ok=False)
+    assert f"Cannot listen on 127.0.0.1:{port}" in err
+    assert "another --port" in err
+    assert "Pass --host" in cli("server", "--host", "no-such-host.invalid", ok=False)
+    monkeypatch.setenv("DATAKEEP_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    err = cli("server", "--port", "0", ok=False)
+    assert "DATAKEEP_DATABASE_URL" in err
+    assert "listening" not in err  # nothing claimed before the catalog opened
+
+
 def test_remote_transfers_show_progress_when_asked(
     remote: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
