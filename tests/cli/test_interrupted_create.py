@@ -33,13 +33,21 @@ cls = getattr(importlib.import_module(module_name), class_name)
 original = getattr(cls, method_name)
 def paused(self, *args, **kwargs):
     result = original(self, *args, **kwargs) if method_name != "insert_version" else None
-    marker.write_text("here")
+    # Written whole under another name, then renamed: the test never sees a half-made marker.
+    partial = marker.with_name(marker.name + ".partial")
+    partial.write_text("here")
+    partial.replace(marker)
     while True:
         time.sleep(0.05)
 setattr(cls, method_name, paused)
 from datakeep.cli.main import main
 sys.exit(main(sys.argv[3:]))
 """
+
+#: Hang guards only, never timing assertions: a loaded machine (xdist, other jobs, two cores)
+#: can take a long time to start the child and hash the tree, and that must not fail the test.
+REACH_PAUSE_SECONDS = 600
+EXIT_SECONDS = 300
 
 #: (where the child pauses, human name)
 PAUSE_POINTS = [
@@ -69,28 +77,47 @@ def _versions(catalog_url: str, dataset_id: str) -> list[Any]:
         catalog.close()
 
 
-def _start_paused(
-    tmp_path: Path, catalog_url: str, where: str, args: list[str]
-) -> tuple[subprocess.Popen[str], Path]:
-    marker = tmp_path / "paused"
-    env = {**os.environ, "DATAKEEP_DATABASE_URL": catalog_url}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(marker), where, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"child ended before the pause point ({proc.returncode}): {out}{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("child never reached the pause point")
-        time.sleep(0.02)
-    return proc, marker
+class Child:
+    """The paused ``datakeep`` process. Its output goes to files, not pipes: nobody reads a pipe
+    while the test waits, and a child blocked on a full pipe would never reach its pause point."""
+
+    def __init__(self, tmp_path: Path, catalog_url: str, where: str, args: list[str]) -> None:
+        self.marker = tmp_path / "paused"
+        self._out = tmp_path / "child.out"
+        self._err = tmp_path / "child.err"
+        env = {**os.environ, "DATAKEEP_DATABASE_URL": catalog_url}
+        with self._out.open("wb") as out, self._err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(self.marker), where, *args], env=env, stdout=out, stderr=err
+            )
+
+    def output(self) -> tuple[str, str]:
+        return self._out.read_text(), self._err.read_text()
+
+    def wait_for_pause(self) -> None:
+        deadline = time.monotonic() + REACH_PAUSE_SECONDS
+        while not self.marker.exists():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"child ended before the pause point ({self.proc.returncode}): {self.output()}"
+                )
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"child never reached the pause point: {self.output()}")
+            time.sleep(0.02)
+
+    def signal_and_wait(self, signum: int) -> tuple[int, str, str]:
+        """Send ``signum`` and wait for the exit: (exit status, stdout, stderr)."""
+        self.proc.send_signal(signum)
+        code = self.proc.wait(timeout=EXIT_SECONDS)
+        return (code, *self.output())
+
+
+def _start_paused(tmp_path: Path, catalog_url: str, where: str, args: list[str]) -> Child:
+    child = Child(tmp_path, catalog_url, where, args)
+    child.wait_for_pause()
+    return child
 
 
 @pytest.mark.parametrize(("where", "label"), PAUSE_POINTS, ids=[p[1] for p in PAUSE_POINTS])
@@ -98,30 +125,27 @@ def test_kill_9_then_rerun(dk: Datakeep, tmp_path: Path, where: str, label: str)
     folder = _tree(tmp_path)
     dataset_id = dk.create_dataset()
     args = ["datasets", "versions", "create", f"--id={dataset_id}", f"--source-path={folder}/"]
-    proc, _ = _start_paused(tmp_path, dk.catalog_url, where, args)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    child = _start_paused(tmp_path, dk.catalog_url, where, args)
+    code, out, err = child.signal_and_wait(signal.SIGKILL)
+    assert code == -signal.SIGKILL, f"{code}: {out}{err}"
     assert _versions(dk.catalog_url, dataset_id) == []
 
     ref = dk.create_version(dataset_id, f"{folder}/")
     listed = dk.ok("datasets", "files", "list", f"--id={ref}", "--recursive", "--json").json()
     assert len(listed) == 31
-    out = tmp_path / "out"
-    dk.ok("datasets", "files", "get", f"--id={ref}", f"--target-path={out}")
-    assert (out / "sub" / "big.bin").read_bytes() == (folder / "sub" / "big.bin").read_bytes()
-    assert (out / "f29.txt").read_text() == (folder / "f29.txt").read_text()
+    restored = tmp_path / "restored"
+    dk.ok("datasets", "files", "get", f"--id={ref}", f"--target-path={restored}")
+    assert (restored / "sub" / "big.bin").read_bytes() == (folder / "sub" / "big.bin").read_bytes()
+    assert (restored / "f29.txt").read_text() == (folder / "f29.txt").read_text()
 
 
 def test_ctrl_c_then_rerun(dk: Datakeep, tmp_path: Path) -> None:
     folder = _tree(tmp_path)
     dataset_id = dk.create_dataset()
     args = ["datasets", "versions", "create", f"--id={dataset_id}", f"--source-path={folder}/"]
-    proc, _ = _start_paused(tmp_path, dk.catalog_url, PAUSE_POINTS[0][0], args)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert out == ""
+    child = _start_paused(tmp_path, dk.catalog_url, PAUSE_POINTS[0][0], args)
+    code, out, err = child.signal_and_wait(signal.SIGINT)
+    assert (code, out) == (130, ""), f"{code}: {out}{err}"
     assert err.strip() == "Interrupted: nothing was committed. Run the same command again to resume."
     assert _versions(dk.catalog_url, dataset_id) == []
     dk.create_version(dataset_id, f"{folder}/")
