@@ -75,11 +75,8 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
 
 
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
 def is_interactive() -> bool:
+    """Paging asks a question, so only when a person can both read it and answer it."""
     return sys.stdout.isatty() and sys.stdin.isatty()
 
 

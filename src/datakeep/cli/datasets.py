@@ -217,15 +217,11 @@ def update_version(ref: str, message: str | None) -> None:
 @click.option("--id", "ref", required=True, help=_VERSION_HELP)
 def commit_version(ref: str) -> None:
     """Commit a version: from then on it can never change."""
-    client = get_client()
-    version = client.versions.literal(ref)
-    if version.is_committed:
-        click.echo("Dataset version already committed")
-        return
     try:
-        version = client.versions.commit(ref)
+        version = get_client().versions.commit(ref)
     except VersionCommitted:
-        # Someone committed it between our read and our commit: the outcome the user wanted.
+        # Gradient's answer, not an error: the version is in the state the user asked for,
+        # whether it was committed long ago or by a racing command a moment ago.
         click.echo("Dataset version already committed")
         return
     click.echo(f"Committed dataset version: {version.ref}")

@@ -72,6 +72,10 @@ class Context:
             self._providers[provider_id] = open_provider(self.revealed_provider(provider_id), self.settings)
         return self._providers[provider_id]
 
+    def forget_provider(self, provider_id: str) -> None:
+        """Drop an opened provider whose config changed or that is gone, so it is not reused."""
+        self._providers.pop(provider_id, None)
+
     def content(self, dataset: Dataset) -> ContentStore:
         from datakeep.storage.content import ContentStore
 

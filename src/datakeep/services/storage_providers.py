@@ -11,7 +11,7 @@ from datakeep.errors import InvalidInput
 from datakeep.services.context import Context
 from datakeep.services.datasets import check_name
 
-#: Config keys per provider type; ``None`` marks the required ones.
+#: The config keys each provider type accepts; anything else is refused, so a typo is not stored.
 S3_KEYS = ("bucket", "accessKey", "secretAccessKey", "endpoint", "region", "signatureVersion", "prefix")
 LOCAL_KEYS = ("path",)
 TYPES = {"s3": S3_KEYS, "local": LOCAL_KEYS}
@@ -91,10 +91,10 @@ class StorageProvidersService:
                 elif value != "":
                     merged[key] = value
             merged = self._ctx.secretbox.seal_config(_clean_config(current.type, merged, partial=False))
-        self._ctx._providers.pop(provider_id, None)
+        self._ctx.forget_provider(provider_id)
         return self._ctx.catalog.update_provider(self._ctx.team_id, provider_id, name=name, config=merged)
 
     def delete(self, provider_id: str) -> None:
         ids.check_storage_provider_id(provider_id)
         self._ctx.catalog.delete_provider(self._ctx.team_id, provider_id)
-        self._ctx._providers.pop(provider_id, None)
+        self._ctx.forget_provider(provider_id)

@@ -28,14 +28,11 @@ def check_sources(source_paths: Sequence[str | Path]) -> list[str]:
     checked = []
     for source in source_paths:
         raw = os.fspath(source)
-        if not os_path_exists(Path(raw).expanduser()):
+        # lexists: a broken link is "found" here and named precisely by the storage scan.
+        if not os.path.lexists(os.path.expanduser(raw)):
             raise InvalidInput(f"Source path not found: {raw}", hint="Check the --source-path value")
         checked.append(os.path.expanduser(raw))
     return checked
-
-
-def os_path_exists(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
 
 
 def _record(content: ContentStore, version: Version) -> None:
