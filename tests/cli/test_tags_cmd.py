@@ -87,3 +87,15 @@ def test_deleting_a_version_deletes_its_tags(dk: Datakeep, two_versions: tuple[s
     dk.ok("datasets", "tags", "set", f"--id={first}", "--name=old")
     dk.ok("datasets", "versions", "delete", f"--id={first}")
     assert dk.ok("datasets", "tags", "list", f"--id={dataset_id}").stdout == "No data found\n"
+
+
+def test_deleting_through_a_tag_names_the_real_version(
+    dk: Datakeep, two_versions: tuple[str, str, str]
+) -> None:
+    """docs/versions.md: a tag in --id deletes the version behind it, and the line says which."""
+    dataset_id, first, second = two_versions
+    dk.ok("datasets", "tags", "set", f"--id={first}", "--name=old")
+    out = dk.ok("datasets", "versions", "delete", f"--id={dataset_id}:old").stdout
+    assert out == f"Deleted dataset version: {first}\n"
+    listed = dk.ok("datasets", "versions", "list", f"--id={dataset_id}", "--json").json()
+    assert [v["id"] for v in listed] == [second]
