@@ -409,3 +409,45 @@ def test_remote_transfers_show_progress_when_asked(
     quiet.files.get(version.ref, target_path=tmp_path / "out2")
     assert capsys.readouterr().err == ""
     quiet.close()
+
+
+def test_remote_large_files_go_up_in_parts_straight_to_s3(
+    remote: RunningServer,
+    s3: S3Server,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Multipart: the server creates and completes the upload, each part is a presigned PUT to S3."""
+    import os
+
+    import datakeep
+    from datakeep.remote import files as remote_files
+
+    # Smaller parts than in use (S3's smallest is 5 MiB), so that a test file needs three.
+    monkeypatch.setattr(remote_files, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    monkeypatch.setattr(remote_files, "PART_SIZE", 5 * 1024 * 1024)
+    client = datakeep.connect(progress=False)
+    make_bucket("parts")
+    sp = client.storage_providers.create(
+        name="s3",
+        type="s3",
+        config={"bucket": "parts", "accessKey": s3.access_key, "secretAccessKey": s3.secret_key,
+                "endpoint": s3.endpoint_url},
+    )  # fmt: skip
+    ds = client.datasets.create(name="parts", storage_provider_id=sp.id)
+    data = tmp_path / "data"
+    data.mkdir()
+    big = os.urandom(11 * 1024 * 1024 + 7)
+    (data / "big.bin").write_bytes(big)
+    sent: list[str] = []
+    client.session.transfers.event_hooks["request"].append(
+        lambda request: sent.append(f"{request.method} {request.url}")
+    )
+    version = client.versions.create(ds.id, source_paths=[f"{data}/"])
+    parts = [s for s in sent if s.startswith(f"PUT {s3.endpoint_url}/parts/") and "partNumber=" in s]
+    assert len(parts) == 3, sent
+    assert not any(s.startswith(f"PUT {remote.url}") for s in sent)  # no byte through the server
+    client.files.get(version.ref, target_path=tmp_path / "out")
+    assert (tmp_path / "out" / "big.bin").read_bytes() == big
+    client.close()
