@@ -72,6 +72,8 @@ WHOLE_DOWNLOADS = 2
 #: Files hashed per task given to a worker thread (a large file is a batch of its own, in effect).
 HASH_BATCH_FILES = 64
 HASH_BATCH_BYTES = 4 * 1024 * 1024
+#: Files written per batch by ``get`` (what memory holds of a version being downloaded).
+GET_BATCH_FILES = 20_000
 #: Ranged reads of a pack are merged when the gap between them is at most this (remote providers).
 COALESCE_GAP = 1024 * 1024
 #: A coalesced read stays under this, so that several reads (threads) share a pack.
@@ -130,6 +132,8 @@ class _Packer:
     store: ContentStore
     pool: ThreadPoolExecutor
     progress: Progress
+    #: Digests queued or being stored and not yet in the index: a second copy must not be queued.
+    pending: set[str] = field(default_factory=set)
     items: list[tuple[str, bytes]] = field(default_factory=list)
     size: int = 0
     futures: list[Future[None]] = field(default_factory=list)
@@ -156,6 +160,7 @@ class _Packer:
             key, body, entries = objects.build_pack(items)
             self.store._call(lambda: self.store.provider.write(key, body), "storing a pack")
             self.store.index.add_blobs(Location(e.digest, key, e.offset, e.size) for e in entries)
+            self.pending.difference_update(e.digest for e in entries)
             self.progress.advance(len(items), sum(e.size for e in entries))
         finally:
             self.slots.release()
@@ -176,6 +181,145 @@ class _Packer:
         self.futures.clear()
         if errors:
             raise errors[0]
+
+
+class _Hints:
+    """The previous version's entry at a path, one directory at a time (walk order keeps it cheap).
+
+    A file whose digest equals the previous version's at the same path is stored already: no index
+    look-up needed. That is most files of an incremental create.
+    """
+
+    def __init__(self, load: manifest.Loader, roots: list[str]) -> None:
+        self.load = load
+        self.roots = roots
+        self._dir: tuple[str, ...] | None = None
+        self._entries: list[dict[str, Entry]] = []
+
+    def stored(self, parts: list[str], digest: str) -> bool:
+        if not self.roots:
+            return False
+        directory = tuple(parts[:-1])
+        if directory != self._dir:
+            self._dir = directory
+            self._entries = []
+            for root in self.roots:
+                node = manifest.find(self.load, root, list(directory))
+                if node is not None and node.is_dir:
+                    self._entries.append({e.name: e for e in self.load(node.digest)})
+        name = parts[-1]
+        return any((e := entries.get(name)) is not None and e.digest == digest for entries in self._entries)
+
+
+class _Pipeline:
+    """Hash, deduplicate and store batches of files, with bounded memory and a progress bar."""
+
+    def __init__(self, store: ContentStore, cache: StatCache, hints: _Hints) -> None:
+        self.store = store
+        self.cache = cache
+        self.hints = hints
+        self.progress = Progress("Storing files", enabled=store.progress)
+        self.pool = ThreadPoolExecutor(max_workers=max(2, store.workers // 2), thread_name_prefix="dk-upload")
+        self.packer = _Packer(store, self.pool, self.progress)
+        self.large: list[Future[None]] = []
+
+    def __enter__(self) -> _Pipeline:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for fut in self.large:
+                with contextlib.suppress(BaseException):
+                    fut.result()
+            self.pool.shutdown(wait=True)
+        finally:
+            self.progress.__exit__(None, None, None)
+
+    def run(self, batch: list[_File]) -> list[_File]:
+        """Give every file of the batch its digest and make sure its content is (being) stored."""
+        if not batch:
+            return batch
+        self.progress.expect(len(batch), sum(f.size for f in batch))
+        cached = self.cache.lookup([os.fsencode(f.path) for f in batch])
+        to_hash: list[_File] = []
+        ready: list[tuple[_File, bytes | None]] = []
+        for f in batch:
+            digest = StatCache.trusted(cached.get(os.fsencode(f.path)), f.key)
+            if digest is None:
+                to_hash.append(f)
+            else:
+                f.digest = digest
+                ready.append((f, None))
+        try:
+            self._store(ready)
+            # Small files go to the workers in groups: a future per file cost as much as its read.
+            groups: list[list[_File]] = []
+            group: list[_File] = []
+            group_bytes = 0
+            for f in to_hash:
+                group.append(f)
+                group_bytes += f.size
+                if len(group) >= HASH_BATCH_FILES or group_bytes >= HASH_BATCH_BYTES:
+                    groups.append(group)
+                    group, group_bytes = [], 0
+            if group:
+                groups.append(group)
+            chunk: list[tuple[_File, bytes | None]] = []
+            chunk_bytes = 0
+            for hashed in parallel(lambda g: [self.store._hash(f) for f in g], groups, self.store.workers):
+                for f, data in hashed:
+                    chunk.append((f, data))
+                    chunk_bytes += len(data) if data else 0
+                    if chunk_bytes >= CHUNK_BYTES:
+                        self._store(chunk)
+                        chunk, chunk_bytes = [], 0
+            self._store(chunk)
+        finally:
+            # Digests stay true whatever fails after hashing: a rerun need not read these files again.
+            self.cache.store(
+                [(os.fsencode(f.path), f.key, f.hashed_ns, f.digest) for f in to_hash if f.digest]
+            )
+        return batch
+
+    def _store(self, chunk: list[tuple[_File, bytes | None]]) -> None:
+        if not chunk:
+            return
+        pending = self.packer.pending
+        todo = [
+            (f, data)
+            for f, data in chunk
+            if f.digest != EMPTY_DIGEST
+            and f.digest not in pending
+            and not self.hints.stored(f.parts, f.digest or "")
+        ]
+        self.progress.advance(
+            len(chunk) - len(todo), sum(f.size for f, _ in chunk) - sum(f.size for f, _ in todo)
+        )
+        known = self.store.index.locate(f.digest for f, _ in todo if f.digest)
+        for f, data in todo:
+            digest = f.digest
+            assert digest is not None
+            if digest in known or digest in pending:
+                self.progress.advance(1, f.size)
+                continue
+            pending.add(digest)
+            if f.size < PACK_THRESHOLD:
+                if data is None:
+                    data = self.store._read_checked(f)
+                    if digest_bytes(data) != digest:
+                        raise InvalidInput(
+                            f"{f.path} changed since it was last read",
+                            hint="Run the command again once it stops changing",
+                        )
+                self.packer.add(digest, data)
+            else:
+                self.large.append(self.pool.submit(self.store._store_large, f, digest, self.progress))
+
+    def finish(self) -> None:
+        self.packer.wait()
+        for fut in self.large:
+            fut.result()
 
 
 class ContentStore:
@@ -287,33 +431,30 @@ class ContentStore:
         content is known to be stored, so the digests it holds need no lookup in the index.
         """
         target_parts = _check_parts(manifest.split(target), target)
-        files: dict[str, _File] = {}
+        root = Node.load(self._load, base_root)
+        hints = _Hints(self._load, [r for r in (hint_root, base_root) if r is not None])
         cache = StatCache(self.settings.home / "statcache.db")
         try:
-            cached: dict[bytes, tuple[StatKey, int, str]] = {}
-            for source in sources:
-                scanned = list(self._scan(source, target_parts))
-                real = os.path.realpath(os.fspath(source))
-                # One query per source: a lookup per file would cost more than the stat itself.
-                if os.path.isdir(real):
-                    cached.update(cache.load(Path(real)))
-                elif scanned:
-                    cached.update(cache.get(os.fsencode(scanned[0].path)))
-                for f in scanned:
-                    files[f.dest] = f  # a later source wins, as a later upload would
-            ordered = sorted(files.values(), key=lambda f: f.parts)
-            known: set[str] = set()
-            for previous in (hint_root, base_root):
-                if previous is not None:
-                    known.update(e.digest for _, e in manifest.walk(self._load, previous))
-            self._digest_and_store(ordered, cache, cached, known)
+            with _Pipeline(self, cache, hints) as pipeline:
+                # Files flow through in batches, in walk order: memory holds one batch of files, not
+                # the whole tree (only the manifest being built grows, at one small entry per file).
+                for source in sources:
+                    batch: list[_File] = []
+                    for f in self._scan(source, target_parts):
+                        batch.append(f)
+                        if len(batch) >= CHUNK_FILES:
+                            self._put_batch(root, pipeline.run(batch))
+                            batch = []
+                    self._put_batch(root, pipeline.run(batch))
+                pipeline.finish()
         finally:
             cache.close()
-        root = Node.load(self._load, base_root)
-        for f in ordered:
-            assert f.digest is not None
-            root.put(self._load, f.parts, f.digest, f.size)
         return self._seal(root)
+
+    def _put_batch(self, root: Node, batch: list[_File]) -> None:
+        for f in batch:
+            assert f.digest is not None
+            root.put(self._load, f.parts, f.digest, f.size)  # a later source wins, as a later upload would
 
     def _seal(self, root: Node) -> TreeSummary:
         new_trees: dict[str, bytes] = {}
@@ -427,100 +568,6 @@ class ContentStore:
         f.digest = digest  # only once known to be the digest of the file the scan saw
         return f, None
 
-    def _digest_and_store(
-        self,
-        files: list[_File],
-        cache: StatCache,
-        cached: dict[bytes, tuple[StatKey, int, str]],
-        known: set[str],
-    ) -> None:
-        trusted: list[_File] = []
-        to_hash: list[_File] = []
-        for f in files:
-            digest = StatCache.trusted(cached.get(os.fsencode(f.path)), f.key)
-            if digest is not None:
-                f.digest = digest
-                trusted.append(f)
-            else:
-                to_hash.append(f)
-        enabled = self.progress
-        with (
-            Progress("Storing files", enabled=enabled) as progress,
-            ThreadPoolExecutor(max_workers=max(2, self.workers // 2), thread_name_prefix="dk-upload") as pool,
-        ):
-            progress.expect(len(files), sum(f.size for f in files))
-            packer = _Packer(self, pool, progress)
-            large: list[Future[None]] = []
-            session: set[str] = set(known)  # digests needing no lookup: stored, or being stored now
-            chunk: list[tuple[_File, bytes | None]] = [(f, None) for f in trusted]
-            chunk_bytes = 0
-            try:
-                for start in range(0, len(chunk), CHUNK_FILES):
-                    self._store_chunk(
-                        chunk[start : start + CHUNK_FILES], packer, pool, large, session, progress
-                    )
-                chunk = []
-                # Small files go to the workers in batches: a future per file cost as much as its read.
-                batches: list[list[_File]] = []
-                batch: list[_File] = []
-                batch_bytes = 0
-                for f in to_hash:
-                    batch.append(f)
-                    batch_bytes += f.size
-                    if len(batch) >= HASH_BATCH_FILES or batch_bytes >= HASH_BATCH_BYTES:
-                        batches.append(batch)
-                        batch, batch_bytes = [], 0
-                if batch:
-                    batches.append(batch)
-                for hashed in parallel(lambda b: [self._hash(f) for f in b], batches, self.workers):
-                    for f, data in hashed:
-                        chunk.append((f, data))
-                        chunk_bytes += len(data) if data else 0
-                        if chunk_bytes >= CHUNK_BYTES or len(chunk) >= CHUNK_FILES:
-                            self._store_chunk(chunk, packer, pool, large, session, progress)
-                            chunk, chunk_bytes = [], 0
-                self._store_chunk(chunk, packer, pool, large, session, progress)
-                packer.wait()
-                for fut in large:
-                    fut.result()
-            finally:
-                for fut in large:
-                    with contextlib.suppress(BaseException):
-                        fut.result()
-                # Digests stay true whatever failed after hashing: a rerun need not read these files again.
-                cache.store([(os.fsencode(f.path), f.key, f.hashed_ns, f.digest) for f in to_hash if f.digest])
-
-    def _store_chunk(
-        self,
-        chunk: list[tuple[_File, bytes | None]],
-        packer: _Packer,
-        pool: ThreadPoolExecutor,
-        large: list[Future[None]],
-        session: set[str],
-        progress: Progress,
-    ) -> None:
-        if not chunk:
-            return
-        known = self.index.locate(f.digest for f, _ in chunk if f.digest and f.digest not in session)
-        for f, data in chunk:
-            digest = f.digest
-            assert digest is not None
-            if digest == EMPTY_DIGEST or digest in known or digest in session:
-                progress.advance(1, f.size)
-                continue
-            session.add(digest)
-            if f.size < PACK_THRESHOLD:
-                if data is None:
-                    data = self._read_checked(f)
-                    if digest_bytes(data) != digest:
-                        raise InvalidInput(
-                            f"{f.path} changed since it was last read",
-                            hint="Run the command again once it stops changing",
-                        )
-                packer.add(digest, data)
-            else:
-                large.append(pool.submit(self._store_large, f, digest, progress))
-
     def _store_large(self, f: _File, digest: str, progress: Progress) -> None:
         with self._whole_slots:  # each upload is parallel already (multipart); see WHOLE_DOWNLOADS
             self._store_large_now(f, digest, progress)
@@ -545,6 +592,9 @@ class ContentStore:
                 f"File not found in version: {path}",
                 hint="List the version's files with: datakeep datasets files list",
             )
+        if not parts and root is not None:  # the root's totals are the sum of its entries'
+            entries = self._load(root)
+            return Entry("", DIR, root, sum(e.size for e in entries), sum(e.files for e in entries))
         return entry
 
     def entries(self, root: str | None, prefix: str = "/") -> Iterator[tuple[str, str, int]]:
@@ -581,21 +631,36 @@ class ContentStore:
         return self._seal(node)
 
     def get(self, root: str | None, target_dir: Path, paths: Sequence[str] | None = None) -> int:
-        """Write the selected files under ``target_dir`` (at their version paths); returns how many."""
-        selected: dict[str, tuple[str, int]] = {}
-        for path in paths or ["/"]:
-            for p, digest, size in self.entries(root, path):
-                selected[p] = (digest, size)
+        """Write the selected files under ``target_dir`` (at their version paths); returns how many.
+
+        Every path is resolved before anything is written; files then go out in batches, so memory
+        holds one batch whatever the size of the version.
+        """
+        wanted = list(paths or ["/"])
+        nodes = [self._node(root, path) for path in wanted]  # FileNotFoundInVersion before any write
         target_dir.mkdir(parents=True, exist_ok=True)
         base = os.path.realpath(target_dir)
         safe_dirs: set[str] = {base}
-        plan: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
-        for p, (digest, size) in selected.items():
-            plan.setdefault(digest, []).append(self._destination(base, p, safe_dirs))
-            sizes[digest] = size
-        self._materialize(plan, sizes, verb="Downloading files")
-        return len(selected)
+        seen: set[str] | None = set() if len(wanted) > 1 else None  # overlapping paths: each file once
+        count = 0
+        with Progress("Downloading files", enabled=self.progress) as progress:
+            progress.expect(sum(n.files for n in nodes), sum(n.size for n in nodes))
+            plan: dict[str, list[str]] = {}
+            planned = 0
+            for path in wanted:
+                for p, digest, _size in self.entries(root, path):
+                    if seen is not None:
+                        if p in seen:
+                            continue
+                        seen.add(p)
+                    plan.setdefault(digest, []).append(self._destination(base, p, safe_dirs))
+                    count += 1
+                    planned += 1
+                    if planned >= GET_BATCH_FILES:
+                        self._materialize(plan, progress)
+                        plan, planned = {}, 0
+            self._materialize(plan, progress)
+        return count
 
     @staticmethod
     def _destination(base: str, path: str, safe_dirs: set[str]) -> str:
@@ -630,9 +695,11 @@ class ContentStore:
         """Write each blob to ``dest_dir/<digest>``, verified: the cache's fetch callback."""
         dest_dir.mkdir(parents=True, exist_ok=True)
         plan = {d: [os.path.join(dest_dir, d)] for d in dict.fromkeys(digests)}
-        self._materialize(plan, {}, verb="Fetching files")
+        with Progress("Fetching files", enabled=self.progress) as progress:
+            progress.expect(len(plan), 0)
+            self._materialize(plan, progress)
 
-    def _materialize(self, plan: dict[str, list[str]], sizes: dict[str, int], *, verb: str) -> None:
+    def _materialize(self, plan: dict[str, list[str]], progress: Progress) -> None:
         locations = self.index.locate(d for d in plan if d != EMPTY_DIGEST)
         for digest, dests in plan.items():
             if digest != EMPTY_DIGEST and digest not in locations:
@@ -666,20 +733,17 @@ class ContentStore:
                 current.append(loc)
             if current:
                 jobs.append((key, current))
-        total = sum(loc.size for loc in locations.values())
-        with Progress(verb, enabled=self.progress) as progress:
-            progress.expect(sum(len(v) for v in plan.values()), total)
 
-            def run(job: tuple[str, list[Location]]) -> None:
-                key, locs = job
-                if len(locs) == 1 and locs[0].whole:
-                    self._fetch_whole(locs[0], plan[locs[0].digest])
-                else:
-                    self._fetch_range(key, locs, plan)
-                progress.advance(sum(len(plan[loc.digest]) for loc in locs), sum(loc.size for loc in locs))
+        def run(job: tuple[str, list[Location]]) -> None:
+            key, locs = job
+            if len(locs) == 1 and locs[0].whole:
+                self._fetch_whole(locs[0], plan[locs[0].digest])
+            else:
+                self._fetch_range(key, locs, plan)
+            progress.advance(sum(len(plan[loc.digest]) for loc in locs), sum(loc.size for loc in locs))
 
-            for _ in parallel(run, jobs, self.workers):
-                pass
+        for _ in parallel(run, jobs, self.workers):
+            pass
 
     def _fetch_range(self, key: str, locs: list[Location], plan: dict[str, list[str]]) -> None:
         start = locs[0].offset

@@ -65,35 +65,24 @@ class StatCache:
             self._db.close()
             self._db = None
 
-    def load(self, directory: Path) -> dict[bytes, tuple[StatKey, int, str]]:
-        """Every entry under ``directory``, in one query (one lookup per file would dominate)."""
-        if self._db is None:
+    def lookup(self, paths: list[bytes]) -> dict[bytes, tuple[StatKey, int, str]]:
+        """The entries of these paths, a few hundred per query."""
+        if self._db is None or not paths:
             return {}
-        low = os.fsencode(directory) + b"/"
-        high = low[:-1] + b"0"  # "/" + 1
+        found: dict[bytes, tuple[StatKey, int, str]] = {}
         try:
             with self._lock:
-                rows = self._db.execute(
-                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hashed_ns, digest FROM stat "
-                    "WHERE path >= ? AND path < ?",
-                    (low, high),
-                ).fetchall()
+                for start in range(0, len(paths), 500):
+                    part = paths[start : start + 500]
+                    rows = self._db.execute(
+                        "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hashed_ns, digest FROM stat "
+                        f"WHERE path IN ({','.join('?' * len(part))})",
+                        part,
+                    ).fetchall()
+                    found.update((bytes(r[0]), (StatKey(*r[1:6]), r[6], r[7])) for r in rows)
         except sqlite3.Error:
             return {}
-        return {bytes(r[0]): (StatKey(*r[1:6]), r[6], r[7]) for r in rows}
-
-    def get(self, path: bytes) -> dict[bytes, tuple[StatKey, int, str]]:
-        if self._db is None:
-            return {}
-        try:
-            with self._lock:
-                row = self._db.execute(
-                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, hashed_ns, digest FROM stat WHERE path = ?",
-                    (path,),
-                ).fetchone()
-        except sqlite3.Error:
-            return {}
-        return {} if row is None else {bytes(row[0]): (StatKey(*row[1:6]), row[6], row[7])}
+        return found
 
     @staticmethod
     def trusted(entry: tuple[StatKey, int, str] | None, key: StatKey) -> str | None:
