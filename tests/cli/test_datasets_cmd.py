@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from datakeep.catalog.schema import LOCAL_TEAM_ID
+from datakeep.catalog.store import Catalog
+from fixtures.env import HermeticEnv
+
 from .conftest import Datakeep
 
 UNKNOWN_DATASET = "dsaaaaaaaaaaaaa"
@@ -42,6 +46,18 @@ def test_create_on_a_named_provider(dk: Datakeep, tmp_path: object) -> None:
     provider_id = out.rsplit(" ", 1)[1].strip()
     dataset_id = dk.create_dataset("on-nfs", f"--storageProviderId={provider_id}")
     assert f"nfs ({provider_id})" in dk.ok("datasets", "details", f"--id={dataset_id}").stdout
+
+
+def test_the_catalog_is_the_database_url_names(dk: Datakeep, hermetic_env: HermeticEnv) -> None:
+    """Without this, a DATAKEEP_DATABASE_URL ignored by the CLI would run every "PostgreSQL" case
+    on the SQLite file under the data home, and they would all pass."""
+    dataset_id = dk.create_dataset("where")
+    catalog = Catalog(dk.catalog_url)
+    try:
+        assert [d.id for d in catalog.list_datasets(LOCAL_TEAM_ID)] == [dataset_id]
+    finally:
+        catalog.close()
+    assert not (hermetic_env.home / "catalog.db").exists()
 
 
 def test_duplicate_names_are_refused(dk: Datakeep) -> None:
@@ -130,6 +146,8 @@ def test_names_every_catalog_stores_alike(dk: Datakeep, name: str, message: str)
     assert message in dk.fails("datasets", "create", f"--name={name}").stderr
     dataset_id = dk.create_dataset("x" * 200)
     assert message in dk.fails("datasets", "update", f"--id={dataset_id}", f"--name={name}").stderr
-    assert message in dk.fails("storageProviders", "create", "local", f"--name={name}", "--path=/tmp/p").stderr
+    assert (
+        message in dk.fails("storageProviders", "create", "local", f"--name={name}", "--path=/tmp/p").stderr
+    )
     unicode_name = dk.create_dataset("données-日本")
     assert dk.ok("datasets", "details", f"--id={unicode_name}", "--json").json()["name"] == "données-日本"
