@@ -69,3 +69,23 @@ def test_debug_shows_the_traceback() -> None:
     assert "Traceback (most recent call last)" in done.stderr
     assert "DatasetNotFound" in done.stderr
     assert done.stderr.rstrip().endswith("List datasets with: datakeep datasets list")
+
+
+def test_with_no_configuration_everything_is_under_home_dot_datakeep(tmp_path: Path) -> None:
+    """Issue 2's embedded default: no DATAKEEP_* variable at all, a new machine's HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAKEEP_")}
+    env["HOME"] = str(tmp_path / "fresh-user")
+    (tmp_path / "some-data").mkdir()
+    (tmp_path / "some-data" / "hello.txt").write_text("hello world\n")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([_script(), *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    dataset_id = run("datasets", "create", "--name=mnist").split(": ")[1].strip()
+    run("datasets", "versions", "create", f"--id={dataset_id}", f"--source-path={tmp_path}/some-data/")
+    home = tmp_path / "fresh-user" / ".datakeep"
+    assert (home / "catalog.db").is_file()
+    stored = [p for p in (home / "storage").rglob("*") if p.is_file()]
+    assert stored, "the default provider's bytes are not under ~/.datakeep/storage"
