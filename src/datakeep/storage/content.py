@@ -78,7 +78,8 @@ GET_BATCH_FILES = 20_000
 COALESCE_GAP = 1024 * 1024
 #: A coalesced read stays under this, so that several reads (threads) share a pack.
 MAX_RANGE = 16 * 1024 * 1024
-_TREE_CACHE_MAX = 200_000
+#: Decoded manifest entries kept in memory (about 30 MB); past it the cache starts over.
+_TREE_CACHE_ENTRIES = 100_000
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ class ContentStore:
         self.index = Index(catalog, provider_id)
         self.workers = 16 if provider.remote else 4
         self._trees: dict[str, list[Entry]] = {}
+        self._trees_entries = 0
         self._trees_lock = threading.Lock()
         self._whole_slots = threading.BoundedSemaphore(WHOLE_DOWNLOADS)
 
@@ -365,9 +367,11 @@ class ContentStore:
             data = self._tree_from_provider(digest)
         entries = manifest.decode(data)
         with self._trees_lock:
-            if len(self._trees) > _TREE_CACHE_MAX:
+            if self._trees_entries + len(entries) > _TREE_CACHE_ENTRIES:
                 self._trees.clear()
+                self._trees_entries = 0
             self._trees[digest] = entries
+            self._trees_entries += len(entries)
         return entries
 
     def _tree_from_provider(self, digest: str) -> bytes:
