@@ -8,6 +8,7 @@ import pytest
 
 from datakeep.catalog.schema import LOCAL_TEAM_ID
 from datakeep.catalog.store import Catalog
+from datakeep.domain.models import Version
 from datakeep.domain.refs import DatasetRef
 from datakeep.errors import (
     AlreadyExists,
@@ -105,6 +106,38 @@ def test_version_lifecycle_and_immutability(catalog: Catalog, dataset_id: str) -
     ):
         with pytest.raises(VersionCommitted):
             attempt()
+    assert catalog.get_version(TEAM, dataset_id, draft.version) == committed
+
+
+def test_a_writer_that_read_before_a_commit_changes_nothing(
+    catalog: Catalog, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write re-checks "uncommitted" in its own UPDATE, not only in the read before it.
+
+    The race is arranged, not timed: every write is handed the version as read just before another
+    process committed it (a stale read), as two racing commands would see it.
+    """
+    draft = catalog.insert_version(TEAM, dataset_id, message="draft")
+    committed = catalog.commit_version(TEAM, dataset_id, draft.version)
+    real_get_version = catalog.get_version
+    reads = {"n": 0}
+
+    def stale_first_read(team_id: str, ds: str, version: str) -> Version:
+        reads["n"] += 1
+        return draft if reads["n"] == 1 else real_get_version(team_id, ds, version)
+
+    monkeypatch.setattr(catalog, "get_version", stale_first_read)
+    for attempt in (
+        lambda: catalog.commit_version(TEAM, dataset_id, draft.version),
+        lambda: catalog.update_version_message(TEAM, dataset_id, draft.version, "changed"),
+        lambda: catalog.swap_root(
+            TEAM, dataset_id, draft.version, expected_root=None, root="r", file_count=1, size=1
+        ),
+    ):
+        reads["n"] = 0
+        with pytest.raises(VersionCommitted):
+            attempt()
+    monkeypatch.undo()
     assert catalog.get_version(TEAM, dataset_id, draft.version) == committed
 
 
