@@ -46,6 +46,9 @@ def test_readme_example(client: datakeep.Client, data: Path) -> None:
     assert [(e.path, e.size) for e in entries] == [("hello.txt", 12)]
     assert v.is_committed
     assert (v.file_count, v.size, v.message) == (1, 12, "first")
+    # Created committed in one step: both times are set, and they are the same instant.
+    assert v.created is not None
+    assert v.committed == v.created
 
 
 def test_connect_gives_the_embedded_client_without_a_server(catalog_url: str) -> None:
