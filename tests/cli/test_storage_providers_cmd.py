@@ -162,3 +162,13 @@ def test_secret_from_stdin(dk: Datakeep) -> None:
         "storageProviders", "update", "s3", f"--id={provider_id}", "--secretAccessKey", "-", input="rotated\n"
     )
     assert stored_secret(provider_id) == "rotated"
+
+
+def test_config_column_counts_only_the_values_it_shows() -> None:
+    """Gradient's Config cell: scalar values sorted by key, at most five, then '...'."""
+    from datakeep.cli.output import format_config
+
+    config = {"a": 1, "b": {"nested": True}, "c": "x", "d": 2.5, "e": False, "f": "six"}
+    assert format_config(config, limit=5) == "a: 1\nc: x\nd: 2.5\ne: False\nf: six"
+    assert format_config({**config, "g": "seven"}, limit=5).splitlines()[-2:] == ["f: six", "..."]
+    assert format_config(config) == "a: 1\nc: x\nd: 2.5\ne: False\nf: six"

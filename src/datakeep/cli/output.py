@@ -116,15 +116,11 @@ def slice_fetch(items: Sequence[T]) -> Fetch[T]:
 
 def format_config(config: Mapping[str, Any], limit: int | None = None) -> str:
     """A provider's config as ``key: value`` lines sorted by key; scalars only, ``...`` past ``limit``."""
-    lines: list[str] = []
-    for index, (key, value) in enumerate(sorted(config.items())):
-        if not isinstance(value, str | int | float | bool):
-            continue
-        if limit is not None and index >= limit:
-            lines.append("...")
-            break
-        lines.append(f"{key}: {value}")
-    return os.linesep.join(lines)
+    scalars = [(k, v) for k, v in sorted(config.items()) if isinstance(v, str | int | float | bool)]
+    lines = [f"{key}: {value}" for key, value in scalars[:limit]]
+    if limit is not None and len(scalars) > limit:
+        lines.append("...")
+    return "\n".join(lines)
 
 
 def stderr(message: str) -> None:
