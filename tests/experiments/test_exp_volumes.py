@@ -184,6 +184,15 @@ def test_list_and_clean_never_remove_one_in_use(
     assert not (tmp_path / "shared" / "data" / ".b.csv.datakeep.json").exists()
     assert parse_age("12h") == timedelta(hours=12)
 
+    # A run that starts between the plan (what `list` showed) and the removal keeps its copy.
+    plan = store.plan_clean()
+    assert [e.name for e in plan.remove] == ["a.csv"]
+    with store.use(spec_for("s3://bucket/a.csv", exp_s3.endpoint), client=fetch_client):
+        done = store.clean(plan)
+    assert done.remove == []
+    assert [e.name for e in done.in_use] == ["a.csv"]
+    assert (tmp_path / "shared" / "data" / "a.csv" / "a.csv").read_bytes() == b"a.csv"
+
 
 def test_dynamic_volume_too_small(
     exp_s3: ExpS3, fetch_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
