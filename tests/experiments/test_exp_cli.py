@@ -181,6 +181,26 @@ def test_options_file_with_dataset_objects_and_multinode(
     assert sorted(run.stdout.splitlines()) == ["[ps-0] ps 0", "[worker-0] T worker0", "[worker-1] T worker1"]
 
 
+def test_options_file_errors_name_the_users_file(cli: Cli, tmp_path: Path) -> None:
+    options = tmp_path / "experiment.yaml"
+    options.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "command": "true",
+                "bogus": 1,
+                "datasets": [
+                    {"uri": "s3://b/a.zip", "awsAccessKeyId": KEY_A, "awsSecretAccessKey": SECRET_A}
+                ],
+            }
+        )
+    )
+    run = cli("experiments", "run", "singlenode", "--optionsFile", str(options))
+    assert run.exit_code == 2
+    assert f"unknown option 'bogus' in {options}" in run.stderr
+    assert SECRET_A not in run.stderr
+
+
 def test_options_template_never_holds_the_secret(cli: Cli, tmp_path: Path) -> None:
     template = tmp_path / "t.yaml"
     run = cli(

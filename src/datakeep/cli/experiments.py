@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,20 @@ class ExperimentRunCommand(GradientCommand):
         converted = {k: v for k, v in data.items() if k != "datasets"}
         # Gradient's own marker for an empty slot, so the positions stay as written.
         converted.update({k: ["none" if v is None else str(v) for v in vals] for k, vals in lists.items()})
-        fd, tmp = tempfile.mkstemp(suffix=".yaml")
+        # The converted file may hold dataset keys: it lives in memory (a memfd), never on disk,
+        # and errors about it name the user's file.
+        fd = os.memfd_create("datakeep-options")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                yaml.safe_dump(converted, fh)
-            return super().read_options_file(tmp)
+            os.write(fd, yaml.safe_dump(converted).encode("utf-8"))
+            in_memory = f"/proc/self/fd/{fd}"
+            try:
+                return super().read_options_file(in_memory)
+            except click.BadParameter as exc:
+                raise click.BadParameter(
+                    exc.message.replace(in_memory, path), param_hint=exc.param_hint
+                ) from None
         finally:
-            os.unlink(tmp)
+            os.close(fd)
 
     def write_options_file(self, ctx: click.Context, args: list[str], path: str) -> None:
         """Never write dataset keys to a template: options files get committed and shared."""
@@ -100,7 +106,11 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--projectId", "project_id", help="Project ID (recorded)."),
         click.option("--machineType", "machine_type", help="Machine type (recorded; runs on this host)."),
-        click.option("--workspaceUrl", "workspace_url", help="Workspace URL (recorded)."),
+        click.option(
+            "--workspaceUrl",
+            "workspace_url",
+            help="Local directory or git URL copied into /paperspace, the command's working directory.",
+        ),
         click.option("--modelType", "model_type", help="Model type (recorded)."),
         click.option(
             "--modelPath",
