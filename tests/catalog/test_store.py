@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -139,6 +140,27 @@ def test_a_writer_that_read_before_a_commit_changes_nothing(
             attempt()
     monkeypatch.undo()
     assert catalog.get_version(TEAM, dataset_id, draft.version) == committed
+
+
+def test_a_version_of_a_dataset_deleted_meanwhile_is_not_found(
+    catalog: Catalog, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``versions create`` checks the dataset, uploads for a while, then inserts; another process
+    may delete the dataset in between (arranged: the first check sees it still there)."""
+    real_get_dataset = catalog.get_dataset
+    checks = {"n": 0}
+
+    def deleted_after_first_check(team_id: str, ds: str) -> Any:
+        checks["n"] += 1
+        if checks["n"] == 1:
+            found = real_get_dataset(team_id, ds)
+            catalog.delete_dataset(team_id, ds)
+            return found
+        return real_get_dataset(team_id, ds)
+
+    monkeypatch.setattr(catalog, "get_dataset", deleted_after_first_check)
+    with pytest.raises(DatasetNotFound):
+        catalog.insert_version(TEAM, dataset_id, message="late", commit=True)
 
 
 def test_latest_is_the_last_committed_not_the_last_created(catalog: Catalog, dataset_id: str) -> None:

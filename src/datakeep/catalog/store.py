@@ -357,6 +357,9 @@ class Catalog:
                     c.execute(insert(t.versions).values(**values))
                 return self.get_version(team_id, dataset_id, version_id)
             except SAIntegrityError:
+                # A clash of random IDs, or the dataset was deleted meanwhile: say the latter
+                # as "not found" rather than retrying into a misleading "could not allocate".
+                self.get_dataset(team_id, dataset_id)
                 continue
         raise AlreadyExists(f"Could not allocate a version ID in {dataset_id}", hint="Try again")
 
