@@ -17,6 +17,7 @@ from datakeep.experiments.fetch import S3Access, make_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
     from fixtures.s3 import S3Server
 
@@ -57,7 +58,7 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
 def put_multipart(admin: S3Client, bucket: str, key: str, parts: list[bytes]) -> str:
     """Upload ``parts`` as one multipart object; returns its (``md5-N``) ETag, unquoted."""
     upload = admin.create_multipart_upload(Bucket=bucket, Key=key)
-    done = []
+    done: list[CompletedPartTypeDef] = []
     for number, data in enumerate(parts, start=1):
         reply = admin.upload_part(
             Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=data

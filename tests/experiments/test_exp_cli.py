@@ -8,13 +8,18 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
+from datakeep.catalog import Catalog
 from datakeep.runner.sandbox import sandbox_status
 
 from .conftest import Cli, ExpS3, zip_bytes
+
+if TYPE_CHECKING:
+    from fixtures.s3 import MakeBucket
 
 KEY_A, SECRET_A = "ABCDEFGHIJ0123456789", "aaaabbbbccccddddeeee11112222333344445555"
 KEY_C, SECRET_C = "KLMNOPQRST0123456789", "eeeeddddccccbbbbaaaa11112222333344445555"
@@ -28,7 +33,9 @@ def experiment_id(stderr: str) -> str:
     return match.group(1)
 
 
-def test_seed_command_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_command_through_the_cli(
+    exp_s3: ExpS3, make_bucket: MakeBucket, cli: Cli, tmp_path: Path
+) -> None:
     make_bucket("bucket-name", versioned=True)
     make_bucket("another-bucket", versioned=True)
     reply = exp_s3.admin.put_object(
@@ -117,7 +124,7 @@ def test_seed_command_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_
     assert "dataset B " not in cli("experiments", "datasets", "list").stdout
 
 
-def test_wrong_etag_through_the_cli(exp_s3: ExpS3, make_bucket, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_etag_through_the_cli(exp_s3: ExpS3, make_bucket: MakeBucket, cli: Cli, tmp_path: Path) -> None:
     make_bucket("bucket")
     exp_s3.admin.put_object(Bucket="bucket", Key="d.zip", Body=zip_bytes({"x": b"x"}))
     marker = tmp_path / "ran"
@@ -149,9 +156,9 @@ def test_grouping_errors_through_the_cli(cli: Cli) -> None:
 
 def test_options_file_with_dataset_objects_and_multinode(
     exp_s3: ExpS3,
-    make_bucket,
+    make_bucket: MakeBucket,
     cli: Cli,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     make_bucket("bucket")
     exp_s3.admin.put_object(Bucket="bucket", Key="train.zip", Body=zip_bytes({"t.txt": b"T"}))
@@ -231,24 +238,34 @@ def test_dataset_id_mounts_a_datakeep_version_read_only(cli: Cli, tmp_path: Path
     assert run.stdout == "hello world\nread-only\n"
 
 
-def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> None:
-    from sqlalchemy import update
+def pretend_killed(catalog: Catalog, experiment: str) -> None:
+    """What ``kill -9`` of datakeep during a run leaves: a Running row whose owner is dead."""
+    from sqlalchemy import select, update
 
-    from datakeep.catalog import Catalog
+    from datakeep.cache.owners import Owner
     from datakeep.catalog import schema as t
 
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with catalog.begin() as c:
+        spec = c.execute(select(t.jobs.c.spec).where(t.jobs.c.id == experiment)).scalar_one()
+        owner = Owner.me()
+        spec = {**spec, "owner": Owner(owner.host, dead.pid, owner.started).tag}
+        c.execute(update(t.jobs).where(t.jobs.c.id == experiment).values(state="Running", spec=spec))
+
+
+def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> None:
     run = cli(
         "experiments", "run", "singlenode", "--name", "short", "--command", "test ${#API_TOKEN} = 6",
         "--experimentEnv", '{"API_TOKEN": "s3cr3t", "EPOCHS": 3}',
     )  # fmt: skip
     assert run.exit_code == 0, run.stderr
     exp_id = experiment_id(run.stderr)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
     catalog = Catalog(catalog_url)
     try:
-        with catalog.begin() as c:
-            c.execute(update(t.jobs).where(t.jobs.c.id == exp_id).values(state="Running", pid=dead.pid))
+        details = cli("experiments", "details", "--id", exp_id, "--json").stdout
+        assert json.loads(details)["state"] == "Succeeded"
+        pretend_killed(catalog, exp_id)
     finally:
         catalog.close()
     details = cli("experiments", "details", "--id", exp_id, "--json").stdout
@@ -260,8 +277,6 @@ def test_run_whose_process_died_shows_as_failed(cli: Cli, catalog_url: str) -> N
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a tmpfs mount needs root")
 def test_next_run_cleans_up_after_a_killed_one(cli: Cli, catalog_url: str) -> None:
-    from sqlalchemy import update
-
     from datakeep import Client, Settings
     from datakeep.catalog import schema as t
 
@@ -269,14 +284,12 @@ def test_next_run_cleans_up_after_a_killed_one(cli: Cli, catalog_url: str) -> No
     exp_id = experiment_id(run.stderr)
     client = Client(dataclasses.replace(Settings.from_env(), database_url=catalog_url))
     try:
-        # What `kill -9` during a run leaves: a Running row and a mounted dynamic volume.
+        # A killed run also leaves its dynamic volumes mounted.
         volume = client.settings.runs_path / exp_id / "volumes" / "worker 0" / "0"
         volume.mkdir(parents=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "datakeep-dynamic", str(volume)], check=True)
-        dead = subprocess.Popen(["true"])
-        dead.wait()
-        with client.catalog.begin() as c:
-            c.execute(update(t.jobs).where(t.jobs.c.id == exp_id).values(state="Running", pid=dead.pid))
+        assert client.experiments.sweep() == []
+        pretend_killed(client.catalog, exp_id)
         assert client.experiments.sweep() == [exp_id]
         assert str(volume).replace(" ", "\\040") not in Path("/proc/self/mounts").read_text()
         assert not volume.exists()

@@ -13,7 +13,7 @@ from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, NotFound,
 from datakeep.experiments.budget import ByteBudget
 from datakeep.experiments.etag import multipart_etag, part_size_candidates, verify_file
 from datakeep.experiments.fetch import S3Access, fetch, is_anonymous, make_client, resolve
-from datakeep.experiments.options import group_dataset_options
+from datakeep.experiments.options import DatasetSpec, group_dataset_options
 
 from .conftest import ExpS3, put_multipart, zip_bytes
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MIB = 2**20
 
 
-def spec_for(uri: str, endpoint: str, **options: str):  # type: ignore[no-untyped-def]
+def spec_for(uri: str, endpoint: str, **options: str) -> DatasetSpec:
     values = {"datasetUri": [uri], "datasetAwsEndpoint": [endpoint]}
     values.update({k: [v] for k, v in options.items()})
     (spec,) = group_dataset_options(values)

@@ -13,7 +13,7 @@ import pytest
 
 from datakeep.errors import AlreadyExists, InUse, QuotaExceeded
 from datakeep.experiments.fetch import resolve
-from datakeep.experiments.options import group_dataset_options
+from datakeep.experiments.options import DatasetSpec, group_dataset_options
 from datakeep.experiments.volumes import SharedStore, dynamic_dataset, parse_age, shared_dir_name
 
 from .conftest import ExpS3, zip_bytes
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from fixtures.s3 import MakeBucket
 
 
-def spec_for(uri: str, endpoint: str, **options: str):  # type: ignore[no-untyped-def]
+def spec_for(uri: str, endpoint: str, **options: str) -> DatasetSpec:
     values = {"datasetUri": [uri], "datasetAwsEndpoint": [endpoint]}
     values.update({k: [v] for k, v in options.items()})
     (spec,) = group_dataset_options(values)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from datakeep.cache.owners import Owner
 from datakeep.catalog import schema as t
 from datakeep.domain import ids
 from datakeep.domain.models import _Serializable
@@ -70,17 +70,16 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _gone(host: str | None, pid: int | None) -> bool:
-    """Whether the process that ran an experiment on this host has ended."""
-    if pid is None or host != socket.gethostname():
-        return False  # another machine's run: it cannot be checked from here
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def _gone(row: Any) -> bool:
+    """Whether the datakeep process running an experiment died, by the jobs' rule.
+
+    The owner tag (host, pid and the pid's start time) tells a dead run from one whose pid
+    was reused; records written before it existed fall back to the host and pid columns.
+    Another machine's run cannot be judged from here, so it is never called dead.
+    """
+    tag = (row.spec or {}).get("owner")
+    owner = Owner.from_tag(str(tag)) if tag else Owner(row.host or "", row.pid, None) if row.pid else None
+    return owner is not None and owner.is_alive() is False
 
 
 class ExperimentsService:
@@ -119,6 +118,7 @@ class ExperimentsService:
             **record,
             "experimentEnv": redact_env(record["experimentEnv"]),
             "artifacts": str(run_dir / "artifacts"),
+            "owner": Owner.me().tag,
         }
         command = plan.command or plan.worker_command or ""
         now = _utcnow()
@@ -133,7 +133,7 @@ class ExperimentsService:
                     state="Pending",
                     spec=spec,
                     log_path=str(run_dir / "logs"),
-                    host=socket.gethostname(),
+                    host=Owner.me().host,
                     pid=os.getpid(),
                     created=now,
                 )
@@ -250,7 +250,7 @@ class ExperimentsService:
             ).all()
         swept: list[str] = []
         for row in rows:
-            if not _gone(row.host, row.pid):
+            if not _gone(row):
                 continue
             remove_volumes(self.ctx.settings.runs_path / row.id / "volumes")
             spec = {**dict(row.spec or {}), "error": "datakeep stopped before the experiment ended"}
@@ -262,7 +262,7 @@ class ExperimentsService:
 
     def _from_row(self, row: Any) -> Experiment:
         state = row.state
-        if state in ("Pending", "Running") and _gone(row.host, row.pid):
+        if state in ("Pending", "Running") and _gone(row):
             # Its datakeep process was killed: it will never finish, and its locks are gone.
             state = "Failed"
         return Experiment(
