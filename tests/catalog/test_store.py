@@ -163,6 +163,28 @@ def test_a_version_of_a_dataset_deleted_meanwhile_is_not_found(
         catalog.insert_version(TEAM, dataset_id, message="late", commit=True)
 
 
+def test_a_tag_on_a_version_deleted_meanwhile_is_not_found(
+    catalog: Catalog, dataset_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arranged race: the version is deleted right after ``tags set`` checked that it exists."""
+    version = catalog.insert_version(TEAM, dataset_id, commit=True).version
+    real_get_version = catalog.get_version
+    checks = {"n": 0}
+
+    def deleted_after_first_check(team_id: str, ds: str, ver: str) -> Version:
+        checks["n"] += 1
+        found = real_get_version(team_id, ds, ver)
+        if checks["n"] == 1:
+            catalog.delete_version(team_id, ds, ver)
+        return found
+
+    monkeypatch.setattr(catalog, "get_version", deleted_after_first_check)
+    with pytest.raises(VersionNotFound):
+        catalog.set_tag(TEAM, dataset_id, "prod", version)
+    monkeypatch.undo()
+    assert catalog.list_tags(TEAM, dataset_id) == []
+
+
 def test_latest_is_the_last_committed_not_the_last_created(catalog: Catalog, dataset_id: str) -> None:
     assert catalog.latest_version(TEAM, dataset_id) is None
     with pytest.raises(VersionNotFound):

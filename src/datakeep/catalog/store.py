@@ -23,6 +23,7 @@ from datakeep.domain.models import Dataset, StorageProvider, Tag, Version, mask_
 from datakeep.domain.refs import LATEST, DatasetRef
 from datakeep.errors import (
     AlreadyExists,
+    Conflict,
     DatasetNotFound,
     InUse,
     NotFound,
@@ -560,24 +561,27 @@ class Catalog:
     def set_tag(self, team_id: str, dataset_id: str, name: str, version: str) -> Tag:
         """Create or move a tag (idempotent, like Gradient's PUT)."""
         self.get_version(team_id, dataset_id, version)
-        now = utcnow()
-        with self.begin() as c:
-            exists = c.execute(
-                select(t.tags.c.name).where(t.tags.c.dataset_id == dataset_id, t.tags.c.name == name)
-            ).first()
-            if exists:
-                c.execute(
-                    update(t.tags)
-                    .where(t.tags.c.dataset_id == dataset_id, t.tags.c.name == name)
-                    .values(version=version, modified=now)
-                )
-            else:
-                c.execute(
-                    insert(t.tags).values(
-                        dataset_id=dataset_id, name=name, version=version, created=now, modified=now
-                    )
-                )
-        return self.get_tag(team_id, dataset_id, name)
+        for _attempt in range(3):
+            now = utcnow()
+            try:
+                with self.begin() as c:
+                    moved = c.execute(
+                        update(t.tags)
+                        .where(t.tags.c.dataset_id == dataset_id, t.tags.c.name == name)
+                        .values(version=version, modified=now)
+                    ).rowcount
+                    if not moved:
+                        c.execute(
+                            insert(t.tags).values(
+                                dataset_id=dataset_id, name=name, version=version, created=now, modified=now
+                            )
+                        )
+                return self.get_tag(team_id, dataset_id, name)
+            except SAIntegrityError:
+                # Another command created the same tag first (move it on the next pass), or
+                # the version was deleted meanwhile (then this says "not found").
+                self.get_version(team_id, dataset_id, version)
+        raise Conflict(f"Tag {name!r} keeps changing under this command", hint="Try again")
 
     def get_tag(self, team_id: str, dataset_id: str, name: str) -> Tag:
         self.get_dataset(team_id, dataset_id)
