@@ -9,7 +9,7 @@ import pytest
 
 from datakeep.catalog.schema import LOCAL_TEAM_ID
 from datakeep.catalog.store import Catalog
-from datakeep.domain.models import Version
+from datakeep.domain.models import StorageProvider, Version
 from datakeep.domain.refs import DatasetRef
 from datakeep.errors import (
     AlreadyExists,
@@ -183,6 +183,26 @@ def test_a_tag_on_a_version_deleted_meanwhile_is_not_found(
         catalog.set_tag(TEAM, dataset_id, "prod", version)
     monkeypatch.undo()
     assert catalog.list_tags(TEAM, dataset_id) == []
+
+
+def test_a_dataset_on_a_provider_deleted_meanwhile_is_not_found(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arranged race: the provider is deleted right after ``datasets create`` checked it."""
+    provider = catalog.insert_provider(TEAM, name="gone", type="local", config={"path": "/gone"})
+    real_get_provider = catalog.get_provider
+    checks = {"n": 0}
+
+    def deleted_after_first_check(team_id: str, provider_id: str, **kwargs: Any) -> StorageProvider:
+        checks["n"] += 1
+        found = real_get_provider(team_id, provider_id, **kwargs)
+        if checks["n"] == 1:
+            catalog.delete_provider(team_id, provider_id)
+        return found
+
+    monkeypatch.setattr(catalog, "get_provider", deleted_after_first_check)
+    with pytest.raises(StorageProviderNotFound):
+        catalog.insert_dataset(TEAM, name="new", storage_provider_id=provider.id)
 
 
 def test_latest_is_the_last_committed_not_the_last_created(catalog: Catalog, dataset_id: str) -> None:

@@ -226,6 +226,7 @@ class Catalog:
                     )
                 )
         except SAIntegrityError as exc:
+            self.get_provider(team_id, storage_provider_id)  # deleted meanwhile: say that instead
             raise AlreadyExists(
                 f"A dataset named {name!r} already exists",
                 hint="Choose another --name, or use the existing dataset (datakeep datasets list)",
