@@ -25,7 +25,7 @@ import yaml
 from datakeep.cli.common import DatakeepGroup, GradientCommand, get_client, json_option
 from datakeep.cli.output import echo_details, echo_json, echo_list, echo_table
 from datakeep.experiments.options import OPTION_FIELDS, dataset_options_from_yaml, group_dataset_options
-from datakeep.experiments.run import DEFAULT_MODEL_PATH, ExperimentPlan, parse_experiment_env
+from datakeep.experiments.run import DEFAULT_MODEL_PATH, ExperimentPlan, Kind, parse_experiment_env
 from datakeep.experiments.volumes import parse_age
 from datakeep.sizes import format_size
 
@@ -133,8 +133,25 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return _dataset_options(func)
 
 
-def _specs(values: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(group_dataset_options({opt: values.pop(opt, ()) for opt in OPTION_FIELDS}))
+def _plan(values: dict[str, Any], kind: Kind, info: dict[str, Any], **fields: Any) -> ExperimentPlan:
+    """The plan both run commands share: datasets, environment and what is only recorded."""
+    return ExperimentPlan(
+        name=values["name"],
+        kind=kind,
+        datasets=tuple(group_dataset_options({opt: values.pop(opt, ()) for opt in OPTION_FIELDS})),
+        env=parse_experiment_env(values["experiment_env"]),
+        model_path=values["model_path"],
+        refresh=values["dataset_refresh"],
+        mount_mode=values["mount_mode"],
+        info={
+            "projectId": values["project_id"],
+            **info,
+            "machineType": values["machine_type"],
+            "workspaceUrl": values["workspace_url"],
+            "modelType": values["model_type"],
+        },
+        **fields,
+    )
 
 
 def _run(plan: ExperimentPlan) -> None:
@@ -197,25 +214,7 @@ def run_group() -> None:
 @click.option("--container", help="Container image (recorded; the command runs on this host).")
 def run_singlenode(**values: Any) -> None:
     """Run one process."""
-    specs = _specs(values)
-    plan = ExperimentPlan(
-        name=values["name"],
-        kind="singlenode",
-        datasets=specs,
-        env=parse_experiment_env(values["experiment_env"]),
-        command=values["command"],
-        model_path=values["model_path"],
-        refresh=values["dataset_refresh"],
-        mount_mode=values["mount_mode"],
-        info={
-            "projectId": values["project_id"],
-            "container": values["container"],
-            "machineType": values["machine_type"],
-            "workspaceUrl": values["workspace_url"],
-            "modelType": values["model_type"],
-        },
-    )
-    _run(plan)
+    _run(_plan(values, "singlenode", {"container": values["container"]}, command=values["command"]))
 
 
 @run_group.command("multinode", cls=ExperimentRunCommand)
@@ -241,31 +240,22 @@ def run_singlenode(**values: Any) -> None:
 @click.option("--command", help="Command for workers and parameter servers without their own.")
 def run_multinode(**values: Any) -> None:
     """Run each worker and each parameter server as its own process, all with the datasets."""
-    specs = _specs(values)
-    plan = ExperimentPlan(
-        name=values["name"],
-        kind="multinode",
-        datasets=specs,
-        env=parse_experiment_env(values["experiment_env"]),
+    recorded = {
+        "experimentTypeId": values["experiment_type"],
+        "workerContainer": values["worker_container"],
+        "workerMachineType": values["worker_machine_type"],
+        "parameterServerContainer": values["ps_container"],
+        "parameterServerMachineType": values["ps_machine_type"],
+    }
+    plan = _plan(
+        values,
+        "multinode",
+        recorded,
         command=values["command"],
         worker_count=values["worker_count"],
         worker_command=values["worker_command"],
         parameter_server_count=values["ps_count"],
         parameter_server_command=values["ps_command"],
-        model_path=values["model_path"],
-        refresh=values["dataset_refresh"],
-        mount_mode=values["mount_mode"],
-        info={
-            "projectId": values["project_id"],
-            "experimentTypeId": values["experiment_type"],
-            "workerContainer": values["worker_container"],
-            "workerMachineType": values["worker_machine_type"],
-            "parameterServerContainer": values["ps_container"],
-            "parameterServerMachineType": values["ps_machine_type"],
-            "machineType": values["machine_type"],
-            "workspaceUrl": values["workspace_url"],
-            "modelType": values["model_type"],
-        },
     )
     _run(plan)
 

@@ -296,16 +296,22 @@ class SharedStore:
             remote = remote or resolve(client, spec)
             if dest.is_dir():
                 shutil.rmtree(dest)  # a copy without its record: left by a crash between the two
-            budget = ByteBudget(_free_space(self.root), label=f"shared storage ({self.root})")
-            return fetch(
-                remote,
-                dest,
-                client=client,
-                budget=budget,
-                progress=progress,
-                workers=workers,
-                on_warning=warn,
-            )
+            return self._fetch(remote, dest, client, progress, workers, warn)
+
+    def _fetch(
+        self,
+        remote: RemoteDataset,
+        dest: Path,
+        client: S3Client,
+        progress: Progress | None,
+        workers: int,
+        warn: Callable[[str], None],
+    ) -> FetchResult:
+        """Shared storage has no size of its own; the free disk is the limit a zip bomb meets."""
+        budget = ByteBudget(_free_space(self.root), label=f"shared storage ({self.root})")
+        return fetch(
+            remote, dest, client=client, budget=budget, progress=progress, workers=workers, on_warning=warn
+        )
 
     def _replace(
         self,
@@ -329,16 +335,7 @@ class SharedStore:
         try:
             fresh = dest.with_name(f".{dest.name}.refresh")
             shutil.rmtree(fresh, ignore_errors=True)
-            budget = ByteBudget(_free_space(self.root), label=f"shared storage ({self.root})")
-            result = fetch(
-                remote,
-                fresh,
-                client=client,
-                budget=budget,
-                progress=progress,
-                workers=workers,
-                on_warning=warn,
-            )
+            result = self._fetch(remote, fresh, client, progress, workers, warn)
             old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(dest, old)
             os.replace(fresh, dest)
@@ -447,7 +444,6 @@ def _same_source(record: SharedRecord, spec: DatasetSpec) -> bool:
 
 
 def _free_space(path: Path) -> int:
-    """Shared storage has no size of its own; a zip bomb must still not fill the disk."""
     path.mkdir(parents=True, exist_ok=True)
     return shutil.disk_usage(path).free
 
