@@ -119,3 +119,40 @@ def test_unknown_calls_and_bad_parameters_are_refused(http: tuple[TestClient, di
     for body in bodies:
         response = client.post(f"/datasets/{ds}/versions/{ver}/s3/preSignedUrls", json=body, headers=h)
         assert response.status_code == 400, (body, response.text)
+
+
+def test_a_commit_racing_another_one_for_the_same_uploads_still_succeeds(
+    http: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two commits of one version at once (two clients, or a retry): the second finds uploads the
+    first has already absorbed and removed; it must finish with every file, not fail half-way."""
+    from datakeep.providers.local import LocalProvider
+    from datakeep.server.gradient_files import absorb_uploads
+
+    client, h = http
+    ds = client.post("/datasets", json={"name": "race"}, headers=h).json()["id"]
+    ver = client.post(f"/datasets/{ds}/versions", json={}, headers=h).json()["version"]
+    calls = [{"method": "putObject", "params": {"Key": f"/f{i}.txt"}} for i in range(5)]
+    for i, answer in enumerate(_presign(client, h, ds, ver, calls)):
+        assert client.put(answer["url"], content=f"file {i}\n".encode()).status_code == 200
+
+    state = client.app.state.datakeep  # type: ignore[attr-defined]
+    team = state.admin.get_team("files")["id"]
+    original = LocalProvider.download
+    raced: list[str] = []
+
+    def download(self: LocalProvider, key: str, path: Path) -> None:
+        if not raced:  # the other request's commit absorbs the same uploads right now
+            raced.append(key)
+            team_client = state.client_for(team)
+            absorb_uploads(state, team_client, team_client.versions.literal(f"{ds}:{ver}"))
+        original(self, key, path)
+
+    monkeypatch.setattr(LocalProvider, "download", download)
+    response = client.post(f"/datasets/{ds}/versions/{ver}", json={"isCommitted": True}, headers=h)
+    assert raced, "the race was not staged"
+    assert response.status_code == 200, response.text
+    assert response.json()["isCommitted"] is True
+    assert response.json()["fileCount"] == 5
+    keys, _ = _list(client, h, ds, ver, {"Prefix": "/", "Delimiter": ""})
+    assert sorted(keys) == [f"f{i}.txt" for i in range(5)]

@@ -568,19 +568,26 @@ def absorb_uploads(state: ServerState, client: Client, version: Version) -> Vers
     with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="absorb-") as tmp:
         base = Path(tmp)
 
-        def fetch(key: str) -> None:
+        def fetch(key: str) -> str | None:
             rel = clean_key(key[len(files.staging) :])
             dest = base.joinpath(*rel.split("/"))
             dest.parent.mkdir(parents=True, exist_ok=True)
-            provider.download(key, dest)
+            try:
+                provider.download(key, dest)
+            except FileNotFoundError:
+                # Another commit of this version absorbed it first; that one put it in the
+                # manifest before removing the upload, so there is nothing left to do for it.
+                return None
+            return key
 
         with ThreadPoolExecutor(max_workers=ABSORB_WORKERS, thread_name_prefix="dk-absorb") as pool:
-            for _ in pool.map(fetch, [o.key for o in staged]):
-                pass
+            fetched = [key for key in pool.map(fetch, [o.key for o in staged]) if key is not None]
+        if not fetched:
+            return client.versions.literal(version.ref)
         updated = client.files.put(version.ref, source_paths=[str(base) + os.sep], target_path="/")
-    for info in staged:
+    for key in fetched:
         with contextlib.suppress(OSError):
-            provider.delete(info.key)
+            provider.delete(key)
     return updated
 
 
