@@ -154,3 +154,20 @@ def test_diff_between_versions(client: datakeep.Client, data: Path) -> None:
     changes = sorted((c.kind, c.path, c.old_size, c.new_size) for c in client.versions.diff(old.ref, new.ref))
     assert changes == [("added", "new.txt", None, 1), ("modified", "hello.txt", 12, 8)]
     assert list(client.versions.diff(new.ref, f"{ds.id}:latest")) == []
+
+
+def test_free_text_with_nul_is_refused_alike_on_both_catalogs(client: datakeep.Client) -> None:
+    """PostgreSQL cannot store NUL in text and SQLite can: refused up front, the same on both."""
+    ds = client.datasets.create(name="d", description="fine")
+    draft = client.versions.create(ds.id, commit=False, message="fine")
+    for attempt in (
+        lambda: client.datasets.create(name="e", description="a\x00b"),
+        lambda: client.datasets.update(ds.id, description="a\x00b"),
+        lambda: client.versions.create(ds.id, message="a\x00b"),
+        lambda: client.versions.update(draft.ref, message="a\x00b"),
+    ):
+        with pytest.raises(InvalidInput, match="NUL"):
+            attempt()
+    assert client.datasets.get(ds.id).description == "fine"
+    assert client.versions.get(draft.ref).message == "fine"
+    assert [d.name for d in client.datasets.list()] == ["d"]

@@ -35,6 +35,14 @@ def check_name(name: str | None, *, what: str, option: str = "--name") -> str:
     return name
 
 
+def check_text(text: str | None, *, what: str, option: str) -> str | None:
+    """Free text (a description, a message) may hold anything but NUL: PostgreSQL refuses it in a
+    text column while SQLite stores it, so the two catalogs would disagree."""
+    if text is not None and "\x00" in text:
+        raise InvalidInput(f"A {what} cannot contain a NUL character", hint=f"Remove it from {option}")
+    return text
+
+
 class DatasetsService:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -50,6 +58,7 @@ class DatasetsService:
     ) -> Dataset:
         """Without ``storage_provider_id`` the dataset goes to the team's default provider."""
         check_name(name, what="dataset")
+        check_text(description, what="description", option="--description")
         if storage_provider_id is None:
             storage_provider_id = self._ctx.ensure_default_provider().id
         else:
@@ -61,6 +70,7 @@ class DatasetsService:
     def update(self, dataset_id: str, *, name: str | None = None, description: str | None = None) -> Dataset:
         if name is not None:
             check_name(name, what="dataset")
+        check_text(description, what="description", option="--description")
         return self._ctx.catalog.update_dataset(
             self._ctx.team_id, parse_bare_dataset_id(dataset_id), name=name, description=description
         )

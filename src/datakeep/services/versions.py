@@ -12,6 +12,7 @@ from datakeep.domain.models import Change, Version
 from datakeep.domain.refs import parse_bare_dataset_id, parse_ref
 from datakeep.errors import InvalidInput, VersionCommitted
 from datakeep.services.context import Context
+from datakeep.services.datasets import check_text
 
 if TYPE_CHECKING:
     from datakeep.storage.content import ContentStore
@@ -88,6 +89,7 @@ class VersionsService:
         inserted (committed unless ``commit=False``) in one catalog transaction at the end, so an
         interrupted create leaves no version behind and a rerun skips what was uploaded."""
         dataset_id = parse_bare_dataset_id(dataset_id)
+        check_text(message, what="message", option="--message")
         dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, dataset_id)
         if not source_paths:
             return self._ctx.catalog.insert_version(
@@ -113,6 +115,7 @@ class VersionsService:
         return version
 
     def update(self, ref: str, *, message: str) -> Version:
+        check_text(message, what="message", option="--message")
         version = self.literal(ref)
         return self._ctx.catalog.update_version_message(
             self._ctx.team_id, version.dataset_id, version.version, message
