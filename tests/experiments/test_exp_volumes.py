@@ -184,6 +184,13 @@ def test_list_and_clean_never_remove_one_in_use(
     assert not (tmp_path / "shared" / "data" / ".b.csv.datakeep.json").exists()
     assert parse_age("12h") == timedelta(hours=12)
 
+    # A dataset may be named like a hidden file; its copy is still listed and cleaned.
+    with store.use(spec_for("s3://bucket/b.csv", exp_s3.endpoint, datasetName=".b"), client=fetch_client):
+        pass
+    assert [e.name for e in store.entries()] == [".b", "a.csv"]
+    store.clean(store.plan_clean(name=".b"))
+    assert [e.name for e in store.entries()] == ["a.csv"]
+
     # A run that starts between the plan (what `list` showed) and the removal keeps its copy.
     plan = store.plan_clean()
     assert [e.name for e in plan.remove] == ["a.csv"]

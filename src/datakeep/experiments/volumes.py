@@ -378,14 +378,20 @@ class SharedStore:
             return False
 
     def entries(self) -> list[SharedEntry]:
-        """Every dataset directory (hidden staging and records are not datasets)."""
+        """Every dataset directory.
+
+        Hidden directories are downloads, refreshes or removals in progress, unless a record
+        says otherwise: a dataset may be named ``.cache`` and must still be listed and cleaned.
+        """
         if not self.root.is_dir():
             return []
         found: list[SharedEntry] = []
         for path in sorted(self.root.iterdir()):
-            if path.name.startswith(".") or not path.is_dir():
+            if not path.is_dir():
                 continue
             record = SharedRecord.load(self._record_path(path.name))
+            if path.name.startswith(".") and record is None:
+                continue
             last = record.last_used_at if record else datetime.fromtimestamp(path.stat().st_mtime, UTC)
             found.append(
                 SharedEntry(
