@@ -451,3 +451,24 @@ def test_remote_large_files_go_up_in_parts_straight_to_s3(
     client.files.get(version.ref, target_path=tmp_path / "out")
     assert (tmp_path / "out" / "big.bin").read_bytes() == big
     client.close()
+
+
+def test_remote_version_of_many_files_names_them_in_several_requests(
+    remote: RunningServer, tmp_path: Path
+) -> None:
+    """12,000 files that share content: one upload, and a list of files to link longer than the
+    1 MiB the server accepts in one request body."""
+    import datakeep
+
+    data = tmp_path / "many"
+    data.mkdir()
+    for i in range(12_000):
+        (data / f"sample-{i:06d}-of-a-dataset-of-many-files.txt").write_text("same\n")
+    client = datakeep.connect(progress=False)
+    ds = client.datasets.create(name="many")
+    version = client.versions.create(ds.id, source_paths=[f"{data}/"])
+    assert version.is_committed
+    assert version.file_count == 12_000
+    listed = client.files.list(version.ref, recursive=True)
+    assert len(listed) == 12_000
+    client.close()

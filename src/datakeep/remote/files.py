@@ -15,6 +15,7 @@ On a ``local`` provider the URLs point at the server, which streams the bytes it
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 WORKERS = 8
 #: Presigned URLs asked for in one request.
 BATCH = 64
+#: JSON sent in one /link request: half the server's 1 MiB body limit, for headroom.
+LINK_BODY_BYTES = 512 * 1024
 #: Files above this go up in parts (S3 allows 5 GiB in one PUT; parts are retried one by one).
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_SIZE = 64 * 1024 * 1024
@@ -50,6 +53,21 @@ class _Scanner:
 
     _scan = _Store._scan
     _walk = _Store._walk
+
+
+def _chunks(items: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Split ``items`` into lists whose JSON stays under ``max_bytes`` (the server refuses bodies
+    over 1 MiB, and a version of many files names more than that in one list)."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = max_bytes
+    for item in items:
+        item_size = len(json.dumps(item)) + 2
+        if size + item_size > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return chunks
 
 
 def _split_ref(version: Version) -> tuple[str, str]:
@@ -215,9 +233,11 @@ class RemoteFiles:
             progress.expect(len(upload), sum(f.size for f in upload.values()))
             self._upload(version, list(upload.values()), progress)
         links = [{"path": f.dest, "digest": d, "size": f.size} for f, d in hashed if f.dest not in uploaded]
-        answer = self._session.request(
-            "POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/link", json={"files": links}, long=True
-        )
+        # The first call also folds the uploads in, so there is one even with nothing to link.
+        for chunk in _chunks(links, LINK_BODY_BYTES) or [[]]:
+            answer = self._session.request(
+                "POST", f"/datakeep/v1/datasets/{ds}/versions/{ver}/link", json={"files": chunk}, long=True
+            )
         return codec.decode(answer["result"])
 
     def _upload(self, version: Version, files: Sequence[Any], progress: Progress) -> None:
