@@ -244,6 +244,7 @@ def test_oversized_json_is_refused_before_it_is_read(api: Api) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["statusCode"] == 413
+    assert response.json()["error"]["hint"] == "Send the items in several smaller requests"
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size is counted as it arrives
         yield b'{"name": "'

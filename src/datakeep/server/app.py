@@ -76,7 +76,14 @@ class _TooLarge(BaseException):  # noqa: N818 - BaseException: FastAPI turns any
 async def _too_large(send: Send, limit: int) -> None:
     import json
 
-    body = json.dumps(error_body(413, f"Request body larger than {limit} bytes", code="too_large")).encode()
+    body = json.dumps(
+        error_body(
+            413,
+            f"Request body larger than {limit} bytes",
+            code="too_large",
+            hint="Send the items in several smaller requests",
+        )
+    ).encode()
     await send(
         {
             "type": "http.response.start",
