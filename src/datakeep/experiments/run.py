@@ -296,7 +296,7 @@ class ExperimentRunner:
                 raise SandboxUnavailable(
                     why, hint="Use --mountMode env, which exports DATA_DIR instead of mounting"
                 )
-        self._workspace(plan)  # a workspace that cannot be fetched fails before any download
+        workspace = self._workspace(plan)  # one that cannot be fetched fails before any download
         with contextlib.ExitStack() as stack:
             # Registered first, so it runs last: each dynamic volume removes itself, this
             # removes the per-process directories that held them.
@@ -312,7 +312,7 @@ class ExperimentRunner:
             envs = cluster_env(processes)
             if self.on_started:
                 self.on_started()
-            results = self._launch(plan, processes, common, per_process, envs)
+            results = self._launch(plan, processes, common, per_process, envs, workspace)
         failed = [r.exit_code for r in results if r.exit_code != 0]
         return ExperimentResult(
             exit_code=failed[0] if failed else 0,
@@ -332,8 +332,7 @@ class ExperimentRunner:
         if not url or str(url).lower() == "none":
             return None
         target = self.run_dir / "workspace"
-        if target.exists():
-            return target
+        shutil.rmtree(target, ignore_errors=True)  # a fresh copy, whatever an earlier attempt left
         source = Path(str(url)).expanduser()
         if source.is_dir():
             shutil.copytree(source, target, symlinks=True)
@@ -369,20 +368,12 @@ class ExperimentRunner:
                 continue
             clients[spec.name] = self.client_factory(S3Access.for_spec(spec))
             pinned = bool(spec.etag or spec.version_id)
-            if spec.volume_kind is VolumeKind.SHARED and pinned and self._shared_complete(spec):
+            if spec.volume_kind is VolumeKind.SHARED and pinned and self.store.has_complete(spec):
                 continue
             remotes[spec.name] = resolve(clients[spec.name], spec)
             for note in remotes[spec.name].spec.warnings:
                 self._warn(note)
         return clients, remotes
-
-    def _shared_complete(self, spec: DatasetSpec) -> bool:
-        from datakeep.experiments.volumes import shared_dir_name
-
-        directory = shared_dir_name(spec.name, spec.etag, spec.version_id)
-        return (
-            self.store.path(directory).is_dir() and (self.store.root / f".{directory}.datakeep.json").exists()
-        )
 
     def _bar(self, name: str) -> Progress | None:
         return self.progress(name) if self.progress else None
@@ -473,13 +464,13 @@ class ExperimentRunner:
         common: Sequence[Placed],
         per_process: Mapping[str, Sequence[Placed]],
         envs: Mapping[str, Mapping[str, str]],
+        workspace: Path | None,
     ) -> list[ProcessResult]:
         results: dict[str, ProcessResult] = {}
         errors: list[BaseException] = []
 
         control = self.run_dir / "control"
         control.mkdir(exist_ok=True)
-        workspace = self._workspace(plan)
 
         def one(proc: Process) -> None:
             mounts = [Mount(p.path, f"/data/{p.spec.name}", writable=False) for p in common]

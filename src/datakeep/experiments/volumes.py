@@ -182,6 +182,11 @@ class SharedStore:
     def _lock_path(self, directory: str) -> Path:
         return self.root / f".{directory}.lock"
 
+    def has_complete(self, spec: DatasetSpec) -> bool:
+        """Whether the copy ``spec`` names is there with its record (only then is it reused)."""
+        directory = shared_dir_name(spec.name, spec.etag, spec.version_id)
+        return self.path(directory).is_dir() and self._record_path(directory).exists()
+
     def _open_lock(self, directory: str) -> IO[bytes]:
         self.root.mkdir(parents=True, exist_ok=True)
         return self._lock_path(directory).open("a+b")
