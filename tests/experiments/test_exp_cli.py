@@ -300,3 +300,31 @@ def test_next_run_cleans_up_after_a_killed_one(cli: Cli, catalog_url: str) -> No
     finally:
         subprocess.run(["umount", str(volume)], capture_output=True, check=False)
         client.close()
+
+
+def test_exit_status_and_logs_of_a_failed_multinode_run(cli: Cli) -> None:
+    run = cli(
+        "experiments", "run", "multinode", "--name", "fails", "--workerCount", "2",
+        "--workerCommand", 'echo "out $INDEX"; echo "err $INDEX" >&2; exit $((INDEX + 4))',
+    )  # fmt: skip
+    assert run.exit_code == 4  # the first failing worker's status
+    assert sorted(run.stdout.splitlines()) == [
+        "[worker-0] err 0",
+        "[worker-0] out 0",
+        "[worker-1] err 1",
+        "[worker-1] out 1",
+    ]
+    exp_id = experiment_id(run.stderr)
+    record = json.loads(cli("experiments", "details", "--id", exp_id, "--json").stdout)
+    assert (record["state"], record["exit_code"]) == ("Failed", 4)
+    assert [(p["label"], p["exitCode"]) for p in record["spec"]["processes"]] == [
+        ("worker-0", 4),
+        ("worker-1", 5),
+    ]
+    logs = json.loads(cli("experiments", "logs", "--id", exp_id, "--json").stdout)
+    assert logs == {"worker-0": "out 0\nerr 0\n", "worker-1": "out 1\nerr 1\n"}
+    assert cli("experiments", "logs", "--id", exp_id, "--process", "worker-1").stdout == "out 1\nerr 1\n"
+    missing = cli("experiments", "logs", "--id", exp_id, "--process", "ps-0")
+    assert missing.exit_code != 0
+    assert "has no process 'ps-0'" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
