@@ -148,9 +148,9 @@ def test_grouping_errors_through_the_cli(cli: Cli) -> None:
         "--datasetUri", "s3://b/a.zip", "--datasetName", "a", "--datasetName", "b",
     )  # fmt: skip
     assert run.exit_code == 1
-    assert (
-        "Too many dataset parameter sets (2) for 1 dataset URIs. Forgot to add one more dataset URI?"
-        in run.stderr
+    assert run.stderr == (
+        "Error: Too many dataset parameter sets (2) for 1 dataset URIs. Forgot to add one more dataset URI? "
+        "Give every dataset option once per --datasetUri, using 'none' for an empty slot\n"
     )
 
 

@@ -216,10 +216,12 @@ def group_dataset_options(options: Mapping[str, Sequence[Any] | None]) -> list[D
     count = max(len(lists["datasetUri"]), len(lists["datasetId"]))
     longest = max((len(v) for k, v in lists.items() if k not in ("datasetUri", "datasetId")), default=0)
     if longest > count:
+        # The fix is part of the message: Gradient's text ends in "?", which the usual
+        # "message. hint" form would follow with a stray full stop.
         raise InvalidInput(
             f"Too many dataset parameter sets ({longest}) for {count} dataset URIs. "
-            "Forgot to add one more dataset URI?",
-            hint="Give every dataset option once per --datasetUri, using 'none' for an empty slot",
+            "Forgot to add one more dataset URI? Give every dataset option once per --datasetUri, "
+            "using 'none' for an empty slot"
         )
     rows = zip_longest(*(lists[opt] for opt in OPTION_FIELDS), fillvalue=None)
     fields = list(OPTION_FIELDS.values())
