@@ -53,11 +53,13 @@ def _key_file_key(path: Path) -> bytes:
 
 class SecretBox:
     def __init__(self, settings: Settings) -> None:
-        key = (
-            _fernet_key(settings.server_key)
-            if settings.server_key
-            else _key_file_key(settings.home / "secret.key")
-        )
+        if settings.server_key:
+            key = _fernet_key(settings.server_key)
+            self._key_source = "the server key (DATAKEEP_SERVER_KEY or DATAKEEP_SERVER_KEY_FILE)"
+        else:
+            key_file = settings.home / "secret.key"
+            key = _key_file_key(key_file)
+            self._key_source = f"the key file {key_file}"
         self._fernet = Fernet(key)
 
     def seal_config(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class SecretBox:
             return self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
         except InvalidToken as exc:
             raise CatalogError(
-                "A storage provider secret cannot be decrypted with this server key",
-                hint="Set DATAKEEP_SERVER_KEY (or DATAKEEP_SERVER_KEY_FILE) to the key the secret was stored with",
+                f"A storage provider secret cannot be decrypted with {self._key_source}",
+                hint="Use the key the secret was stored with (DATAKEEP_SERVER_KEY or DATAKEEP_SERVER_KEY_FILE, "
+                "else $DATAKEEP_HOME/secret.key), or set the secret again with: datakeep storageProviders update",
             ) from exc

@@ -17,6 +17,7 @@ import traceback
 import click
 
 from datakeep import __version__
+from datakeep.cli.common import INTERRUPTED
 from datakeep.config import ENV_DEBUG
 from datakeep.errors import DatakeepError
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=argv, prog_name="datakeep", standalone_mode=False)
     except click.exceptions.Abort:
         # click turns Ctrl-C into Abort: say what it means for the user's data.
-        click.echo("Interrupted: nothing was committed. Run the same command again to resume.", err=True)
+        click.echo(INTERRUPTED, err=True)
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("Interrupted: nothing was committed. Run the same command again to resume.", err=True)
+        click.echo(INTERRUPTED, err=True)
         return 130
     except DatakeepError as exc:
         if _debug():
