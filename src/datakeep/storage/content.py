@@ -55,7 +55,7 @@ from datakeep.storage.hashing import EMPTY_DIGEST, digest_bytes, digest_file
 from datakeep.storage.index import Index, Location
 from datakeep.storage.manifest import DIR, Entry, Node
 from datakeep.storage.statcache import StatCache, StatKey
-from datakeep.storage.transfer import Progress, parallel
+from datakeep.storage.transfer import Progress, parallel, return_buffers_to_the_os
 
 #: Files smaller than this go into packs.
 PACK_THRESHOLD = 1024 * 1024
@@ -346,6 +346,7 @@ class ContentStore:
         self._trees_entries = 0
         self._trees_lock = threading.Lock()
         self._whole_slots = threading.BoundedSemaphore(WHOLE_DOWNLOADS)
+        return_buffers_to_the_os()
 
     # TREES
 

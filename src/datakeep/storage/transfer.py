@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -10,6 +12,29 @@ from types import TracebackType
 from typing import TypeVar
 
 T = TypeVar("T")
+
+_M_MMAP_THRESHOLD = -3
+_heap_tuned = False
+
+
+def return_buffers_to_the_os() -> None:
+    """Fix glibc's mmap threshold at 1 MiB, once per process.
+
+    Transfers allocate many multi-MiB buffers from many threads. By default glibc raises its mmap
+    threshold after the first such buffer is freed, so later ones come from per-thread heaps that
+    keep their peak size: uploading 8 x 128 MiB to S3 peaked at 208 MiB of RSS in the provider alone,
+    140 MiB with the threshold fixed (docs/performance.md). A no-op where glibc is not the allocator.
+    """
+    global _heap_tuned
+    if _heap_tuned or not sys.platform.startswith("linux"):
+        return
+    _heap_tuned = True
+    try:
+        name = ctypes.util.find_library("c")
+        if name:
+            ctypes.CDLL(name).mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
 R = TypeVar("R")
 
 
