@@ -328,3 +328,41 @@ def test_exit_status_and_logs_of_a_failed_multinode_run(cli: Cli) -> None:
     assert missing.exit_code != 0
     assert "has no process 'ps-0'" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_stops_a_multinode_run_and_records_it(cli: Cli, catalog_url: str, tmp_path: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    out, err = tmp_path / "out", tmp_path / "err"
+    program = "import sys; from datakeep.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    args = [
+        "experiments", "run", "multinode", "--name", "terminated", "--workerCount", "2",
+        # Were they not stopped, datakeep would wait for them and they would leave these files.
+        "--workerCommand", 'echo started; (sleep 5; touch "/artifacts/late-$INDEX"); echo unreached',
+    ]  # fmt: skip
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", program, *args],
+            env={**os.environ, "DATAKEEP_DATABASE_URL": catalog_url},
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not a timing check
+        while out.read_text().count("started") < 2:
+            assert proc.poll() is None, (out.read_text(), err.read_text())
+            assert time.monotonic() < deadline, (out.read_text(), err.read_text())
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130, err.read_text()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Interrupted" in err.read_text()
+    record = json.loads(
+        cli("experiments", "details", "--id", experiment_id(err.read_text()), "--json").stdout
+    )
+    assert record["state"] == "Failed"
+    assert not list(Path(record["spec"]["artifacts"]).glob("late-*"))

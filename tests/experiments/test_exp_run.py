@@ -243,6 +243,37 @@ def test_parameter_servers_are_stopped_when_workers_finish(tmp_path: Path, mount
 
 
 @needs_sandbox
+@pytest.mark.parametrize("mount_mode", ["namespace", "env"])
+def test_interrupted_multinode_run_stops_every_process(tmp_path: Path, mount_mode: str) -> None:
+    import signal
+    import threading
+
+    artifacts = "${ARTIFACTS_DIR:-/artifacts}"
+    seen: list[str] = []
+
+    def output(label: str, data: bytes) -> None:
+        seen.append(label)
+        if len(seen) == 3:  # all three started: what Ctrl-C or SIGTERM does to datakeep
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    plan = ExperimentPlan(
+        name="stopped",
+        kind="multinode",
+        worker_count=2,
+        # Were they not stopped, the run would wait for them and then find these files.
+        worker_command=f'echo started; (sleep 3; touch "{artifacts}/late-$TYPE-$INDEX"); echo unreached',
+        parameter_server_count=1,
+        parameter_server_command=f'echo started; (sleep 3; touch "{artifacts}/late-$TYPE-$INDEX")',
+        mount_mode=mount_mode,
+    )
+    run = runner(tmp_path, on_output=output)
+    with pytest.raises(KeyboardInterrupt):
+        run.run(plan)
+    assert sorted(seen) == ["ps-0", "worker-0", "worker-1"]
+    assert not list(run.artifacts.glob("late-*"))
+
+
+@needs_sandbox
 def test_workspace_directory_and_git_url(tmp_path: Path) -> None:
     import subprocess
 

@@ -14,7 +14,9 @@ printed, logged or stored in run records.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -180,11 +182,22 @@ def _run(plan: ExperimentPlan) -> None:
 
         return Progress(f"Fetching {name}")
 
+    def terminate(_signum: int, _frame: Any) -> None:
+        # SIGTERM (kill, timeout, a scheduler) stops the run as Ctrl-C does: processes stopped,
+        # dynamic volumes unmounted, the record marked Failed. Python's default would leave
+        # tmpfs volumes mounted until the next run's sweep.
+        raise KeyboardInterrupt
+
+    # Only the main thread may set a handler (the CLI may be driven from another in tests).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main_thread else None
     try:
         experiment = client.experiments.run(
             plan, on_output=output, on_warning=warn, progress=progress, on_created=created
         )
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         for label, rest in pending.items():
             if rest:
                 sys.stdout.buffer.write(f"[{label}] ".encode() + rest + b"\n")

@@ -171,25 +171,30 @@ class ExperimentResult:
 CONTROL_TARGET = "/datakeep-control"
 SHARED_TARGET = "/storage/data"
 WORKSPACE_TARGET = "/paperspace"
-#: Runs a parameter server's command and ends it once the workers are done. The command gets
-#: a process group of its own (``setsid``) so that stopping it stops what it started too: in
-#: ``env`` mount mode there is no namespace to take them down, and one left running would hold
-#: the output pipe open and the run with it. TERM first, KILL after 5 s for what ignores TERM.
-#: ``DATAKEEP_CONTROL_DIR`` is the sandbox's name for CONTROL_TARGET.
-_PS_WRAPPER = """if command -v setsid >/dev/null 2>&1; then
-  setsid /bin/sh -c "$DATAKEEP_PS_COMMAND" &
+#: Runs each process of a multinode experiment. The command gets a process group of its own
+#: (``setsid``) so that stopping it stops what it started too: in ``env`` mount mode there is
+#: no namespace to take them down, and one left running would hold the output pipe open and
+#: the run with it. TERM first; KILL for what is left once the command's shell has ended (at
+#: most 5 s later). Only that shell is waited for, not the whole group: zombies that the
+#: namespace's first process never reaps would keep the group "alive". A parameter server
+#: (``DATAKEEP_STOP_WHEN_DONE``) is stopped once the workers are done (``stop``); every
+#: process is stopped when the run is interrupted (``abort``). ``DATAKEEP_CONTROL_DIR`` is the
+#: sandbox's name for CONTROL_TARGET.
+_WRAPPER = """if command -v setsid >/dev/null 2>&1; then
+  setsid /bin/sh -c "$DATAKEEP_COMMAND" &
 else
-  /bin/sh -c "$DATAKEEP_PS_COMMAND" &
+  /bin/sh -c "$DATAKEEP_COMMAND" &
 fi
 child=$!
+stop() {
+  kill -TERM -"$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
+  tries=0
+  while kill -0 "$child" 2>/dev/null && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+  kill -KILL -"$child" 2>/dev/null || kill -KILL "$child" 2>/dev/null
+}
 while kill -0 "$child" 2>/dev/null; do
-  if [ -e "$DATAKEEP_CONTROL_DIR/stop" ]; then
-    kill -TERM -"$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
-    tries=0
-    while kill -0 -"$child" 2>/dev/null && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
-    kill -KILL -"$child" 2>/dev/null || kill -KILL "$child" 2>/dev/null
-    exit 0
-  fi
+  if [ -e "$DATAKEEP_CONTROL_DIR/abort" ]; then stop; exit 143; fi
+  if [ -n "$DATAKEEP_STOP_WHEN_DONE" ] && [ -e "$DATAKEEP_CONTROL_DIR/stop" ]; then stop; exit 0; fi
   sleep 0.2
 done
 wait "$child"
@@ -471,6 +476,9 @@ class ExperimentRunner:
 
         control = self.run_dir / "control"
         control.mkdir(exist_ok=True)
+        # One process runs in this thread, and an interrupt kills it directly; several run
+        # in threads, and are stopped through the control directory.
+        together = len(processes) > 1
 
         def one(proc: Process) -> None:
             mounts = [Mount(p.path, f"/data/{p.spec.name}", writable=False) for p in common]
@@ -484,10 +492,12 @@ class ExperimentRunner:
             mounts.append(Mount(self.artifacts, plan.model_path, writable=True))
             env = {**plan.env, **envs[proc.label], "MODEL_PATH": plan.model_path}
             command = proc.command
-            if proc.role == "ps":
+            if together:
                 mounts.append(Mount(control, CONTROL_TARGET, writable=False))
-                env["DATAKEEP_PS_COMMAND"] = proc.command
-                command = _PS_WRAPPER
+                env["DATAKEEP_COMMAND"] = proc.command
+                if proc.role == "ps":
+                    env["DATAKEEP_STOP_WHEN_DONE"] = "1"
+                command = _WRAPPER
             cwd = None
             if workspace is not None:
                 mounts.append(Mount(workspace, WORKSPACE_TARGET, writable=True))
@@ -518,13 +528,19 @@ class ExperimentRunner:
             }
             for thread in threads.values():
                 thread.start()
-            for proc in processes:
-                if proc.role != "ps":
-                    threads[proc.label].join()
-            # Parameter servers serve until the workers are done, as in Gradient: then stop them.
-            (control / "stop").touch()
-            for thread in threads.values():
-                thread.join()
+            try:
+                for proc in processes:
+                    if proc.role != "ps":
+                        threads[proc.label].join()
+                # Parameter servers serve until the workers are done, as in Gradient: then stop them.
+                (control / "stop").touch()
+            except BaseException:
+                # Ctrl-C or SIGTERM: stop every process and all it started, rather than wait for them.
+                (control / "abort").touch()
+                raise
+            finally:
+                for thread in threads.values():
+                    thread.join()
         if errors:
             raise errors[0]
         return [results[p.label] for p in processes]
