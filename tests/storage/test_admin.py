@@ -169,5 +169,10 @@ def test_gc_deletes_only_what_no_version_needs(make_store: StoreFactory, tmp_pat
     again = store.snapshot([str(tmp_path / "old") + "/"])
     store.get(again.root, tmp_path / "out2")
     assert read_tree(tmp_path / "out2") == {"gone.txt": b"only in the old version"}
-    # Recent objects are kept whatever they hold.
-    assert gc(store.catalog, provider, store.provider_id).objects == []
+    # Recent objects are kept whatever they hold: the content of a version deleted just now stays.
+    young = commit(store.catalog, store, write_tree(tmp_path / "young", {"new.txt": b"stored a moment ago"}))
+    store.catalog.delete_version(LOCAL_TEAM_ID, young.dataset_id, young.version)
+    store.delete_version_records(young.dataset_id, young.version)
+    assert gc(store.catalog, provider, store.provider_id, dry_run=False).objects == []
+    # Without the grace period: its pack and tree pack, and those of the unattached snapshot above.
+    assert len(gc(store.catalog, provider, store.provider_id, older_than=timedelta(0)).objects) == 4
