@@ -91,7 +91,11 @@ def s3(url: str) -> None:
         list(pool.map(lambda i: obstore.put(store, f"choice/o/{i}", body), range(n)))
         obs_put = n / (time.perf_counter() - start)
         start = time.perf_counter()
-        list(pool.map(lambda i: client.get_object(Bucket="bench", Key=f"choice/b/{i}")["Body"].read(), range(n)))
+        list(
+            pool.map(
+                lambda i: client.get_object(Bucket="bench", Key=f"choice/b/{i}")["Body"].read(), range(n)
+            )
+        )
         boto_get = n / (time.perf_counter() - start)
         start = time.perf_counter()
         list(pool.map(lambda i: bytes(obstore.get(store, f"choice/o/{i}").bytes()), range(n)))

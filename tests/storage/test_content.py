@@ -364,7 +364,9 @@ def test_concurrent_snapshots_sharing_content(make_store: StoreFactory, tmp_path
     b = write_tree(tmp_path / "b", {**shared, "only-b": b"b"})
     stores = [make_store(provider), make_store(provider)]
     with ThreadPoolExecutor(2) as pool:
-        ra, rb = pool.map(lambda args: args[0].snapshot([str(args[1]) + "/"]), [(stores[0], a), (stores[1], b)])
+        ra, rb = pool.map(
+            lambda args: args[0].snapshot([str(args[1]) + "/"]), [(stores[0], a), (stores[1], b)]
+        )
     stores[0].get(ra.root, tmp_path / "out-a")
     stores[1].get(rb.root, tmp_path / "out-b")
     assert read_tree(tmp_path / "out-a") == read_tree(a)

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _M_MMAP_THRESHOLD = -3
 _heap_tuned = False
@@ -35,7 +36,6 @@ def return_buffers_to_the_os() -> None:
             ctypes.CDLL(name).mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
     except (OSError, AttributeError):
         pass
-R = TypeVar("R")
 
 
 def parallel(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
