@@ -30,7 +30,7 @@ import stat as stat_module
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +80,8 @@ COALESCE_GAP = 1024 * 1024
 MAX_RANGE = 16 * 1024 * 1024
 #: Decoded manifest entries kept in memory (about 30 MB); past it the cache starts over.
 _TREE_CACHE_ENTRIES = 100_000
+#: Manifest nodes loaded by one prefetch query at most.
+_PREFETCH_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -191,11 +193,23 @@ class _Hints:
     look-up needed. That is most files of an incremental create.
     """
 
-    def __init__(self, load: manifest.Loader, roots: list[str]) -> None:
-        self.load = load
+    def __init__(self, store: ContentStore, roots: list[str]) -> None:
+        self.store = store
         self.roots = roots
         self._dir: tuple[str, ...] | None = None
         self._entries: list[dict[str, Entry]] = []
+
+    def _listing(self, root: str, directory: tuple[str, ...]) -> dict[str, Entry] | None:
+        digest = root
+        for name in directory:
+            entries = self.store._load(digest)
+            # The walk will want the sibling directories next: one query for all of them.
+            self.store._prefetch(e.digest for e in entries if e.is_dir)
+            match = next((e for e in entries if e.name == name), None)
+            if match is None or not match.is_dir:
+                return None
+            digest = match.digest
+        return {e.name: e for e in self.store._load(digest)}
 
     def stored(self, parts: list[str], digest: str) -> bool:
         if not self.roots:
@@ -203,11 +217,9 @@ class _Hints:
         directory = tuple(parts[:-1])
         if directory != self._dir:
             self._dir = directory
-            self._entries = []
-            for root in self.roots:
-                node = manifest.find(self.load, root, list(directory))
-                if node is not None and node.is_dir:
-                    self._entries.append({e.name: e for e in self.load(node.digest)})
+            self._entries = [
+                e for e in (self._listing(root, directory) for root in self.roots) if e is not None
+            ]
         name = parts[-1]
         return any((e := entries.get(name)) is not None and e.digest == digest for entries in self._entries)
 
@@ -367,13 +379,25 @@ class ContentStore:
         if data is None:
             data = self._tree_from_provider(digest)
         entries = manifest.decode(data)
+        self._remember(digest, entries)
+        return entries
+
+    def _remember(self, digest: str, entries: list[Entry]) -> None:
         with self._trees_lock:
             if self._trees_entries + len(entries) > _TREE_CACHE_ENTRIES:
                 self._trees.clear()
                 self._trees_entries = 0
             self._trees[digest] = entries
             self._trees_entries += len(entries)
-        return entries
+
+    def _prefetch(self, digests: Iterable[str]) -> None:
+        """Load several manifest nodes in one catalog query (a query per node dominated walks)."""
+        with self._trees_lock:
+            missing = [d for d in dict.fromkeys(digests) if d not in self._trees][:_PREFETCH_MAX]
+        if len(missing) < 2:
+            return
+        for digest, data in self.index.get_trees(missing).items():
+            self._remember(digest, manifest.decode(data))
 
     def _tree_from_provider(self, digest: str) -> bytes:
         """A node missing from the catalog (say, after a partial restore) is read back from its pack."""
@@ -437,7 +461,7 @@ class ContentStore:
         """
         target_parts = _check_parts(manifest.split(target), target)
         root = Node.load(self._load, base_root)
-        hints = _Hints(self._load, [r for r in (hint_root, base_root) if r is not None])
+        hints = _Hints(self, [r for r in (hint_root, base_root) if r is not None])
         cache = StatCache(self.settings.home / "statcache.db")
         try:
             with _Pipeline(self, cache, hints) as pipeline:
