@@ -31,7 +31,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
@@ -40,7 +41,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import StreamingResponse
 
 from datakeep.client import Client
-from datakeep.domain.models import Dataset, Version
+from datakeep.domain.models import Dataset, FileEntry, Version
 from datakeep.errors import (
     FileNotFoundInVersion,
     InvalidInput,
@@ -101,13 +102,17 @@ class VersionFiles:
     team_id: str
     dataset: Dataset
     version: Version
+    #: Directory listings already read, by directory: a request naming many files of one
+    #: directory (a download plan) reads that directory's tree once, not once per file.
+    _listings: dict[str, dict[str, FileEntry]] = field(default_factory=dict, repr=False)
 
     @property
     def provider(self) -> Provider:
         return self.client.ctx.provider(self.dataset.storage_provider.id)
 
-    @property
+    @cached_property
     def content(self) -> ContentStore:
+        # One store per request, so the trees it decodes stay cached for the request's lookups.
         return self.client.ctx.content(self.dataset)
 
     @property
@@ -136,13 +141,18 @@ class VersionFiles:
         """``(digest, size)`` of the file ``key`` in the version's manifest."""
         if not self.version.root:
             return None
-        try:
-            found = list(self.content.entries(self.version.root, key))
-        except FileNotFoundInVersion:
+        directory, _, name = key.rpartition("/")
+        listing = self._listings.get(directory)
+        if listing is None:
+            try:
+                found = self.content.list(self.version.root, directory or "/")
+            except FileNotFoundInVersion:
+                found = []
+            listing = self._listings[directory] = {e.path: e for e in found if not e.is_dir}
+        entry = listing.get(name)
+        if entry is None or entry.digest is None or entry.size is None:
             return None
-        if len(found) == 1 and found[0][0] == key:
-            return found[0][1], found[0][2]
-        return None
+        return entry.digest, entry.size
 
     def keys(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Every ``(key, size)`` whose key starts with ``prefix``, in key order, uploads winning."""
@@ -348,11 +358,11 @@ def _get_url(state: ServerState, files: VersionFiles, base: str, key: str) -> st
     if entry is None:
         # Like S3: the URL is issued, and using it answers 404.
         return _signed_url(state, files, base, "get", key)
-    digest, _size = entry
+    digest, size = entry
     location = files.content.index.locate([digest]).get(digest)
     if provider.type == "s3" and location is not None and location.whole:
         return provider.presign("GET", location.key, expires=ttl)
-    return _signed_url(state, files, base, "get", key)
+    return _signed_url(state, files, base, "get", key, digest=digest, size=size)
 
 
 def download_plan(
@@ -387,8 +397,8 @@ def download_plan(
             plan.append({"key": key, "url": url, "offset": offset, "size": size, "digest": digest})
         else:
             plan.append(
-                {"key": key, "url": _signed_url(state, files, base, "get", key), "offset": None, "size": size,
-                 "digest": digest}
+                {"key": key, "url": _signed_url(state, files, base, "get", key, digest=digest, size=size),
+                 "offset": None, "size": size, "digest": digest}
             )  # fmt: skip
     return plan
 
@@ -440,7 +450,7 @@ def _signed_sync(state: ServerState, grant: Grant, method: str) -> Response:
             status_code=200, headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         )
     if grant.op == "get":
-        return _stream(files, grant.key, head=method == "HEAD")
+        return _stream(files, grant.key, head=method == "HEAD", pinned=grant.params)
     if grant.op == "delete":
         files.refuse_writes()
         with contextlib.suppress(FileNotFoundError):
@@ -451,16 +461,21 @@ def _signed_sync(state: ServerState, grant: Grant, method: str) -> Response:
     raise InvalidInput(f"Unknown operation {grant.op}")
 
 
-def _stream(files: VersionFiles, key: str, *, head: bool) -> Response:
+def _stream(files: VersionFiles, key: str, *, head: bool, pinned: dict[str, Any]) -> Response:
+    """The bytes of ``key``; ``pinned`` (signed into the URL) may already name its content, which
+    spares a manifest lookup per file when a client downloads a version file by file."""
     provider = files.provider
-    size = files.staged(key)
+    size = None if pinned.get("digest") else files.staged(key)
     if size is not None:
         reader = _object_reader(provider, files.staging + key, 0, size)
     else:
-        entry = files.manifest_entry(key)
-        if entry is None:
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.", key)
-        digest, size = entry
+        if pinned.get("digest"):
+            digest, size = str(pinned["digest"]), int(pinned["size"])
+        else:
+            entry = files.manifest_entry(key)
+            if entry is None:
+                return _s3_error(404, "NoSuchKey", "The specified key does not exist.", key)
+            digest, size = entry
         if size == 0:
             reader = iter(())
         else:
