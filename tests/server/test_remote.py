@@ -472,3 +472,34 @@ def test_remote_version_of_many_files_names_them_in_several_requests(
     listed = client.files.list(version.ref, recursive=True)
     assert len(listed) == 12_000
     client.close()
+
+
+def test_remote_transfer_to_an_unreachable_provider_says_where(
+    remote: RunningServer, s3: S3Server, tmp_path: Path
+) -> None:
+    """Bytes go straight to the provider, so the client must say which endpoint it could not reach."""
+    import socket
+
+    import datakeep
+    from datakeep.errors import StorageError
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    client = datakeep.connect(progress=False)
+    sp = client.storage_providers.create(
+        name="gone",
+        type="s3",
+        config={
+            "bucket": "b",
+            "accessKey": s3.access_key,
+            "secretAccessKey": s3.secret_key,
+            "endpoint": dead,
+        },
+    )
+    ds = client.datasets.create(name="gone", storage_provider_id=sp.id)
+    with pytest.raises(StorageError) as raised:
+        client.versions.create(ds.id, source_paths=[f"{_data(tmp_path / 'data')}/"])
+    assert f"cannot reach {dead}" in str(raised.value)
+    assert "X-Amz-Signature" not in str(raised.value)  # the URL's signature is not shown
+    client.close()

@@ -70,6 +70,17 @@ def _chunks(items: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, 
     return chunks
 
 
+def _transfer_failed(key: str, url: str, exc: httpx.HTTPError, *, verb: str = "Upload") -> StorageError:
+    """Name the storage endpoint that failed (never the URL's query: it carries a signature)."""
+    where = httpx.URL(url)
+    endpoint = f"{where.scheme}://{where.netloc.decode()}"
+    return StorageError(
+        f"{verb} of {key} failed: cannot reach {endpoint} ({exc})",
+        hint=f"Check that {endpoint} (the storage provider's endpoint, or the server for a local "
+        "provider) is reachable from this machine, then run the command again",
+    )
+
+
 def _split_ref(version: Version) -> tuple[str, str]:
     return version.dataset_id, version.version
 
@@ -171,7 +182,7 @@ class RemoteFiles:
                 raise IntegrityError(f"{key}: the downloaded bytes do not match their digest")
             os.replace(temp, dest)
         except httpx.HTTPError as exc:
-            raise StorageError(f"Download of {key} failed: {exc}", hint="Run the command again") from exc
+            raise _transfer_failed(key, url, exc, verb="Download") from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -262,9 +273,12 @@ class RemoteFiles:
             data = handle.read()
         if len(data) != f.size:
             raise InvalidInput(f"{f.path} changed while it was being read", hint="Run the command again")
-        response = self._session.transfers.put(
-            url, content=data, headers={"Content-Type": "application/octet-stream"}
-        )
+        try:
+            response = self._session.transfers.put(
+                url, content=data, headers={"Content-Type": "application/octet-stream"}
+            )
+        except httpx.HTTPError as exc:
+            raise _transfer_failed(f.dest, url, exc) from exc
         if response.status_code not in (200, 201, 204):
             raise StorageError(
                 f"Upload of {f.dest} failed: HTTP {response.status_code} {response.text[:200]}"
@@ -291,9 +305,9 @@ class RemoteFiles:
                 )[0]["url"]
                 try:
                     response = self._session.transfers.put(url, content=chunk)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     if attempt == PART_ATTEMPTS - 1:
-                        raise
+                        raise _transfer_failed(f.dest, url, exc) from exc
                     continue
                 if response.status_code == 200:
                     return {"ETag": response.headers["ETag"].strip('"'), "PartNumber": number}
