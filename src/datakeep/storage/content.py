@@ -91,6 +91,13 @@ class TreeSummary:
     size: int
 
 
+@dataclass(frozen=True)
+class _DirDone:
+    """Yielded by the walk once every file under ``parts`` has been yielded."""
+
+    parts: list[str]
+
+
 @dataclass
 class _File:
     path: str  # where to read it (os path)
@@ -461,39 +468,70 @@ class ContentStore:
         """
         target_parts = _check_parts(manifest.split(target), target)
         root = Node.load(self._load, base_root)
+        new_trees: dict[str, bytes] = {}
         hints = _Hints(self, [r for r in (hint_root, base_root) if r is not None])
         cache = StatCache(self.settings.home / "statcache.db")
         try:
             with _Pipeline(self, cache, hints) as pipeline:
                 # Files flow through in batches, in walk order: memory holds one batch of files, not
-                # the whole tree (only the manifest being built grows, at one small entry per file).
+                # the whole source. With one source over nothing, a directory's manifest node is also
+                # sealed (and stored) as soon as the walk has left it and its files are stored, so
+                # the manifest in memory is the path being walked, not the whole tree. With several
+                # sources or a base version a directory may still receive files later: sealed at the end.
+                early = len(sources) == 1 and base_root is None
                 for source in sources:
                     batch: list[_File] = []
-                    for f in self._scan(source, target_parts):
-                        batch.append(f)
+                    done: list[list[str]] = []
+                    for item in self._scan(source, target_parts):
+                        if isinstance(item, _DirDone):
+                            if early and item.parts:
+                                done.append(item.parts)
+                            continue
+                        batch.append(item)
                         if len(batch) >= CHUNK_FILES:
                             self._put_batch(root, pipeline.run(batch))
-                            batch = []
+                            self._seal_done(root, done, new_trees)
+                            batch, done = [], []
                     self._put_batch(root, pipeline.run(batch))
+                    self._seal_done(root, done, new_trees)
                 pipeline.finish()
         finally:
             cache.close()
-        return self._seal(root)
+        return self._seal(root, new_trees)
+
+    def _seal_done(self, root: Node, done: list[list[str]], new_trees: dict[str, bytes]) -> None:
+        """Replace each finished directory's node by its sealed entry; store nodes once 8 MiB pile up."""
+        for parts in done:
+            parent: Node | None = root
+            for name in parts[:-1]:
+                child = parent.entries.get(name) if parent is not None else None
+                parent = child if isinstance(child, Node) else None
+            node = parent.entries.get(parts[-1]) if parent is not None else None
+            if parent is None or not isinstance(node, Node):
+                continue  # a directory without files: nothing was built for it
+            sealed = node.seal(new_trees)
+            if sealed is None:
+                del parent.entries[parts[-1]]
+            else:
+                parent.entries[parts[-1]] = Entry(parts[-1], DIR, sealed.digest, sealed.size, sealed.files)
+        if sum(len(data) for data in new_trees.values()) >= PACK_TARGET:
+            self._store_trees(new_trees)
+            new_trees.clear()
 
     def _put_batch(self, root: Node, batch: list[_File]) -> None:
         for f in batch:
             assert f.digest is not None
             root.put(self._load, f.parts, f.digest, f.size)  # a later source wins, as a later upload would
 
-    def _seal(self, root: Node) -> TreeSummary:
-        new_trees: dict[str, bytes] = {}
+    def _seal(self, root: Node, new_trees: dict[str, bytes] | None = None) -> TreeSummary:
+        new_trees = {} if new_trees is None else new_trees
         sealed = root.seal(new_trees)
         if sealed is None:
             return TreeSummary(None, 0, 0)
         self._store_trees(new_trees)
         return TreeSummary(sealed.digest, sealed.files, sealed.size)
 
-    def _scan(self, source: Path | str, target_parts: list[str]) -> Iterator[_File]:
+    def _scan(self, source: Path | str, target_parts: list[str]) -> Iterator[_File | _DirDone]:
         raw = os.fspath(source)
         if not os.path.lexists(raw):
             raise InvalidInput(f"Source path not found: {raw}", hint="Check the --source-path value")
@@ -515,7 +553,9 @@ class ContentStore:
         base = list(target_parts) if contents else [*target_parts, name]
         yield from self._walk(real, real, base, frozenset({real}))
 
-    def _walk(self, directory: str, top: str, parts: list[str], ancestors: frozenset[str]) -> Iterator[_File]:
+    def _walk(
+        self, directory: str, top: str, parts: list[str], ancestors: frozenset[str]
+    ) -> Iterator[_File | _DirDone]:
         try:
             entries = list(os.scandir(directory))
         except PermissionError as exc:
@@ -561,6 +601,7 @@ class ContentStore:
                     f"Not a regular file: {entry.path} (a socket, FIFO or device)",
                     hint="Remove it from the source folder",
                 )
+        yield _DirDone(parts)
 
     def _read_checked(self, f: _File) -> bytes:
         """Read a small file whole, refusing one that changed while it was read."""
