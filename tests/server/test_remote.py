@@ -503,3 +503,44 @@ def test_remote_transfer_to_an_unreachable_provider_says_where(
     assert f"cannot reach {dead}" in str(raised.value)
     assert "X-Amz-Signature" not in str(raised.value)  # the URL's signature is not shown
     client.close()
+
+
+def test_remote_downloads_of_many_small_files_share_ranged_gets(
+    remote: RunningServer,
+    s3: S3Server,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small files are packed together on the provider; fetching them one request each would cost
+    a round trip per file, so neighbours in a pack come in one ranged GET straight from S3."""
+    import datakeep
+
+    client = datakeep.connect(progress=False)
+    make_bucket("small")
+    sp = client.storage_providers.create(
+        name="s3",
+        type="s3",
+        config={"bucket": "small", "accessKey": s3.access_key, "secretAccessKey": s3.secret_key,
+                "endpoint": s3.endpoint_url},
+    )  # fmt: skip
+    ds = client.datasets.create(name="small", storage_provider_id=sp.id)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    for i in range(300):
+        (data / ("sub" if i % 2 else "") / f"f{i:03d}.txt").write_text(f"small file {i}\n" * (i % 7 + 1))
+    (data / "empty.txt").write_bytes(b"")
+    version = client.versions.create(ds.id, source_paths=[f"{data}/"])
+    seen: list[str] = []
+    original = client.session.transfers.stream
+
+    def spy(method: str, url: str, **kwargs: object) -> object:
+        seen.append(url)
+        return original(method, url, **kwargs)
+
+    monkeypatch.setattr(client.session.transfers, "stream", spy)
+    assert client.files.get(version.ref, target_path=tmp_path / "out") == 301
+    assert _tree(tmp_path / "out") == _tree(data)
+    assert 0 < len(seen) <= 5, len(seen)  # 301 files, a handful of GETs
+    assert all(url.startswith(s3.endpoint_url) for url in seen)
+    client.close()
