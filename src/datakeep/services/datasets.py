@@ -76,4 +76,9 @@ class DatasetsService:
         )
 
     def delete(self, dataset_id: str) -> None:
-        self._ctx.catalog.delete_dataset(self._ctx.team_id, parse_bare_dataset_id(dataset_id))
+        """Removes the dataset, its versions and tags; the bytes stay until ``admin gc``."""
+        from datakeep.services.versions import forget_records
+
+        dataset = self.get(dataset_id)
+        self._ctx.catalog.delete_dataset(self._ctx.team_id, dataset.id)
+        forget_records(self._ctx.content(dataset), dataset.id)

@@ -53,6 +53,23 @@ def _record(content: ContentStore, version: Version) -> None:
         )
 
 
+def forget_records(content: ContentStore, dataset_id: str, version: str | None = None) -> None:
+    """Remove the recovery records of a deleted version (or of every version of a deleted dataset).
+
+    The catalog row is gone by then: a stale record would let ``admin rebuild-catalog`` bring the
+    version back and stops ``admin gc`` (it cannot tell a deleted version from a lost catalog).
+    A failure is a warning, for the same reason as in :func:`_record`; ``admin gc`` names what is left.
+    """
+    try:
+        content.delete_version_records(dataset_id, version)
+    except OSError as exc:
+        logger.warning(
+            "Deleted %s from the catalog, but could not remove its recovery record from storage (%s)",
+            f"{dataset_id}:{version}" if version else dataset_id,
+            exc,
+        )
+
+
 class VersionsService:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -134,6 +151,8 @@ class VersionsService:
     def delete(self, ref: str) -> Version:
         version = self.literal(ref)
         self._ctx.catalog.delete_version(self._ctx.team_id, version.dataset_id, version.version)
+        dataset = self._ctx.catalog.get_dataset(self._ctx.team_id, version.dataset_id)
+        forget_records(self._ctx.content(dataset), version.dataset_id, version.version)
         return version
 
     def diff(self, old_ref: str, new_ref: str) -> Iterator[Change]:
