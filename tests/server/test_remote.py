@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from datakeep.cli.common import reset_client
 from datakeep.cli.main import main
+from datakeep.domain.models import Dataset
 from fixtures.s3 import MakeBucket, S3Server
 
 from .conftest import RunningServer
@@ -57,6 +58,20 @@ def _data(root: Path) -> Path:
     (root / "empty").write_bytes(b"")
     (root / "big.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB: stored whole, not packed
     return root
+
+
+def _s3_dataset(client: Any, s3: S3Server, make_bucket: MakeBucket, name: str) -> Dataset:
+    """A dataset on an S3 provider on the test's S3 server, both named ``name``."""
+    make_bucket(name)
+    config = {
+        "bucket": name,
+        "accessKey": s3.access_key,
+        "secretAccessKey": s3.secret_key,
+        "endpoint": s3.endpoint_url,
+    }
+    sp = client.storage_providers.create(name=name, type="s3", config=config)
+    dataset: Dataset = client.datasets.create(name=name, storage_provider_id=sp.id)
+    return dataset
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -282,14 +297,7 @@ def test_remote_downloads_come_straight_from_s3(
     from datakeep.client import connect
 
     client = connect()
-    make_bucket("direct")
-    sp = client.storage_providers.create(
-        name="s3",
-        type="s3",
-        config={"bucket": "direct", "accessKey": s3.access_key, "secretAccessKey": s3.secret_key,
-                "endpoint": s3.endpoint_url},
-    )  # fmt: skip
-    ds = client.datasets.create(name="direct", storage_provider_id=sp.id)
+    ds = _s3_dataset(client, s3, make_bucket, "direct")
     data = _data(tmp_path / "data")
     version = client.versions.create(ds.id, source_paths=[f"{data}/"])
     seen: list[str] = []
@@ -428,14 +436,7 @@ def test_remote_large_files_go_up_in_parts_straight_to_s3(
     monkeypatch.setattr(remote_files, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
     monkeypatch.setattr(remote_files, "PART_SIZE", 5 * 1024 * 1024)
     client = datakeep.connect(progress=False)
-    make_bucket("parts")
-    sp = client.storage_providers.create(
-        name="s3",
-        type="s3",
-        config={"bucket": "parts", "accessKey": s3.access_key, "secretAccessKey": s3.secret_key,
-                "endpoint": s3.endpoint_url},
-    )  # fmt: skip
-    ds = client.datasets.create(name="parts", storage_provider_id=sp.id)
+    ds = _s3_dataset(client, s3, make_bucket, "parts")
     data = tmp_path / "data"
     data.mkdir()
     big = os.urandom(11 * 1024 * 1024 + 7)
@@ -517,14 +518,7 @@ def test_remote_downloads_of_many_small_files_share_ranged_gets(
     import datakeep
 
     client = datakeep.connect(progress=False)
-    make_bucket("small")
-    sp = client.storage_providers.create(
-        name="s3",
-        type="s3",
-        config={"bucket": "small", "accessKey": s3.access_key, "secretAccessKey": s3.secret_key,
-                "endpoint": s3.endpoint_url},
-    )  # fmt: skip
-    ds = client.datasets.create(name="small", storage_provider_id=sp.id)
+    ds = _s3_dataset(client, s3, make_bucket, "small")
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
     for i in range(300):
