@@ -30,7 +30,13 @@ class FilesService:
         return content.list(version.root, path, recursive=recursive)
 
     def get(self, ref: str, *, target_path: str | Path, source_paths: Sequence[str] | None = None) -> int:
-        """Download the whole version, or the named files and prefixes, into ``target_path``."""
+        """Download the whole version, or the named files and prefixes, into ``target_path``.
+
+        Content already in the shared-storage cache (fetched by an earlier job) is copied from
+        there, verified, instead of being read from the provider again.
+        """
+        from datakeep.cache.store import Cache
+
         version, content = self._resolve(ref)
         target = Path(target_path).expanduser()
         if target.exists() and not target.is_dir():
@@ -39,7 +45,13 @@ class FilesService:
             )
         target.mkdir(parents=True, exist_ok=True)
         paths = None if not source_paths or list(source_paths) == ["/"] else list(source_paths)
-        return content.get(version.root, target, paths)
+        cache = Cache.from_settings(self._ctx.settings)
+
+        def cached(digest: str) -> str | None:
+            path = cache.blob_path(digest)
+            return str(path) if path.is_file() else None
+
+        return content.get(version.root, target, paths, local_blobs=cached)
 
     def _change(self, ref: str, make: Callable[[ContentStore, str | None], TreeSummary]) -> Version:
         """Apply a change to an uncommitted version, retrying if another writer moved it first."""

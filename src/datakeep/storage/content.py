@@ -26,15 +26,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat as stat_module
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import blake3
 from sqlalchemy import select
 
 from datakeep.catalog import schema as t
@@ -700,11 +702,20 @@ class ContentStore:
                 )
         return self._seal(node)
 
-    def get(self, root: str | None, target_dir: Path, paths: Sequence[str] | None = None) -> int:
+    def get(
+        self,
+        root: str | None,
+        target_dir: Path,
+        paths: Sequence[str] | None = None,
+        *,
+        local_blobs: Callable[[str], str | None] | None = None,
+    ) -> int:
         """Write the selected files under ``target_dir`` (at their version paths); returns how many.
 
         Every path is resolved before anything is written; files then go out in batches, so memory
-        holds one batch whatever the size of the version.
+        holds one batch whatever the size of the version. ``local_blobs`` maps a digest to a local
+        copy (the shared-storage cache's): such content is copied from there, verified on the way,
+        instead of being read from the provider.
         """
         wanted = list(paths or ["/"])
         nodes = [self._node(root, path) for path in wanted]  # FileNotFoundInVersion before any write
@@ -727,9 +738,9 @@ class ContentStore:
                     count += 1
                     planned += 1
                     if planned >= GET_BATCH_FILES:
-                        self._materialize(plan, progress)
+                        self._materialize(plan, progress, local_blobs)
                         plan, planned = {}, 0
-            self._materialize(plan, progress)
+            self._materialize(plan, progress, local_blobs)
         return count
 
     @staticmethod
@@ -769,7 +780,18 @@ class ContentStore:
             progress.expect(len(plan), 0)
             self._materialize(plan, progress)
 
-    def _materialize(self, plan: dict[str, list[str]], progress: Progress) -> None:
+    def _materialize(
+        self,
+        plan: dict[str, list[str]],
+        progress: Progress,
+        local_blobs: Callable[[str], str | None] | None = None,
+    ) -> None:
+        if local_blobs is not None:
+            for digest in [d for d in plan if d != EMPTY_DIGEST]:
+                source = local_blobs(digest)
+                if source is not None and _copy_verified(source, digest, plan[digest]):
+                    progress.advance(len(plan[digest]), os.path.getsize(plan[digest][0]))
+                    del plan[digest]
         locations = self.index.locate(d for d in plan if d != EMPTY_DIGEST)
         for digest, dests in plan.items():
             if digest != EMPTY_DIGEST and digest not in locations:
@@ -853,8 +875,6 @@ class ContentStore:
                 try:
                     os.link(temp, other)
                 except OSError:
-                    import shutil
-
                     shutil.copyfile(temp, other)
                 os.replace(other, dest)
             os.replace(temp, first)
@@ -912,6 +932,48 @@ class ContentStore:
             else FileEntry(path=e.name, size=e.size, digest=e.digest)
             for e in self._load(node.digest)
         ]
+
+
+_COPY_CHUNK = 8 * 1024 * 1024
+
+
+def _copy_verified(source: str, digest: str, dests: list[str]) -> bool:
+    """Copy a local blob to its destinations if its bytes still match ``digest``.
+
+    False (and nothing written) when the copy is gone or was changed: the caller then reads the
+    provider, so a tampered cache costs time, never correctness.
+    """
+    first = dests[0]
+    directory, _, name = first.rpartition(os.sep)
+    temp = f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        hasher = blake3.blake3()
+        with open(source, "rb") as src, open(temp, "wb") as out:
+            while chunk := src.read(_COPY_CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+        if hasher.hexdigest() != digest:
+            return False
+        for dest in dests[1:]:
+            _write_copy(temp, dest)
+        os.replace(temp, first)
+        return True
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def _write_copy(source: str, dest: str) -> None:
+    directory, _, name = dest.rpartition(os.sep)
+    temp = f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        shutil.copyfile(source, temp)
+        os.replace(temp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
 
 
 def _write_file(dest: str, data: bytes | memoryview) -> None:
