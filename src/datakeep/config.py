@@ -52,7 +52,7 @@ class Settings:
         home = Path(env[ENV_HOME]).expanduser() if env.get(ENV_HOME) else _default_home()
         server_key = env.get(ENV_SERVER_KEY)
         if not server_key and env.get(ENV_SERVER_KEY_FILE):
-            server_key = Path(env[ENV_SERVER_KEY_FILE]).expanduser().read_text().strip()
+            server_key = _read_key_file(Path(env[ENV_SERVER_KEY_FILE]).expanduser())
         cache_max = env.get(ENV_CACHE_MAX)
         return cls(
             home=home,
@@ -95,6 +95,26 @@ class Settings:
     @property
     def is_remote(self) -> bool:
         return self.api_url is not None
+
+
+def _read_key_file(path: Path) -> str:
+    """The server key from its file; a missing or empty file is an error, never a silent fallback
+    to another key (secrets stored with the real key would become unreadable)."""
+    from datakeep.errors import InvalidInput
+
+    try:
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise InvalidInput(
+            f"Cannot read {ENV_SERVER_KEY_FILE}={path} ({exc.strerror or exc})",
+            hint=f"Point {ENV_SERVER_KEY_FILE} at a readable file holding the server key, or unset it",
+        ) from exc
+    if not key:
+        raise InvalidInput(
+            f"{ENV_SERVER_KEY_FILE}={path} is empty",
+            hint="Write the server key into it (any long random string), or unset the variable",
+        )
+    return key
 
 
 def _parse_size(text: str) -> int:

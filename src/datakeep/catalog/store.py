@@ -706,7 +706,10 @@ class Catalog:
     def revoke_api_key(self, key_id: str) -> None:
         with self.begin() as c:
             changed = c.execute(
-                update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked=utcnow())
+                # An already revoked key keeps the time it was first revoked.
+                update(t.api_keys)
+                .where(t.api_keys.c.id == key_id)
+                .values(revoked=func.coalesce(t.api_keys.c.revoked, utcnow()))
             ).rowcount
         if not changed:
             raise NotFound(f"API key not found: {key_id}", hint="List keys with: datakeep admin keys list")
