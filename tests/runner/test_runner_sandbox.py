@@ -116,6 +116,19 @@ def test_writable_output_lands_on_host(dirs: tuple[Path, Path], backend: str) ->
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_root_may_change_its_own_read_only_output_files(dirs: tuple[Path, Path], backend: str) -> None:
+    """Like a container's root: a read-only file copied into the output can still be appended to."""
+    _, out_dir = dirs
+    cmd = (
+        "cp /datasets/input-a/hello.txt /datasets/output-a/copy.txt && chmod 444 /datasets/output-a/copy.txt"
+        " && echo more >> /datasets/output-a/copy.txt"
+    )
+    code = run_sandboxed(_spec(dirs, cmd), on_output=Collected(), backend=backend)  # type: ignore[arg-type]
+    assert code == 0
+    assert (out_dir / "copy.txt").read_text() == "hello\nmore\n"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_env_is_minimal_plus_spec(
     dirs: tuple[Path, Path], backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

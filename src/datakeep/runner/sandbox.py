@@ -11,7 +11,10 @@ namespace on the host:
     ``/data``, ``/artifacts``) is a tmpfs made *inside* the namespace, so nothing is ever
     created on the host's ``/``; the host sees none of these mounts. Read-only mounts are
     read-only bind mounts and every capability is dropped before the command starts, so even
-    uid 0 inside cannot remount them writable or bypass permissions. bubblewrap (``bwrap``)
+    uid 0 inside cannot remount them writable. Only the three file capabilities a container's
+    root has (``CAP_CHOWN``, ``CAP_DAC_OVERRIDE``, ``CAP_FOWNER``) are kept: root may then append to a
+    read-only file it copied into its output, as in Docker, while a read-only mount still refuses
+    every write (the kernel checks the mount before any permission). bubblewrap (``bwrap``)
     builds the namespace; where it is missing, ``unshare`` + ``chroot`` + ``setpriv`` do.
 
 ``mode="env"`` (the documented alternative where no namespace can be made)
@@ -186,6 +189,11 @@ def _missing_cwd(cwd: str) -> InvalidInput:
 # NAMESPACE BACKENDS
 
 
+#: What root keeps inside: enough to manage its own files, nothing that reaches a mount.
+_FILE_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
+_SETPRIV_CAPS = ",".join("+" + cap.removeprefix("CAP_").lower() for cap in _FILE_CAPS)
+
+
 def _host_entries(skip: set[str]) -> list[os.DirEntry[str]]:
     with os.scandir("/") as it:
         return sorted((e for e in it if e.name not in skip), key=lambda e: e.name)
@@ -199,6 +207,8 @@ def _bwrap_argv(
     if os.geteuid() == 0:
         # Without a user namespace bwrap keeps root's capabilities unless told otherwise.
         argv += ["--cap-drop", "ALL"]
+        for cap in _FILE_CAPS:
+            argv += ["--cap-add", cap]
     for entry in _host_entries(set(_OWN_TOPS) | set(tops)):
         path = "/" + entry.name
         if entry.is_symlink():
@@ -280,7 +290,7 @@ def _unshare_argv(
     # command runs as its child so that ``kill -9 $$`` and signal exit codes behave normally.
     inner_cmd = 'cd "$1" || exit 126; /bin/sh -c "$2"; exit $?'
     lines.append(
-        f"exec chroot {q(root)} setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all "
+        f"exec chroot {q(root)} setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all,{_SETPRIV_CAPS} "
         f"--no-new-privs -- /bin/sh -c {q(inner_cmd)} datakeep {q(cwd)} {q(command)}"
     )
     flags = ["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--ipc", "--uts"]
