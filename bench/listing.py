@@ -35,12 +35,12 @@ def main() -> None:
         for i in range(total):
             digest = digest_bytes(i.to_bytes(8, "big"))
             root.put(
-                store._load,
+                store.load_node,
                 [f"part-{i // (per_dir * 100):03d}", f"dir-{i // per_dir:05d}", f"f{i:07d}.jpg"],
                 digest,
                 1000 + i % 5000,
             )
-        summary = store._seal(root)
+        summary = store.seal(root)
         print(
             f"built and stored a {summary.file_count:,}-file manifest in {time.perf_counter() - start:.1f} s"
         )

@@ -190,14 +190,14 @@ def test_diff_reports_changes_and_skips_equal_subtrees(store: ContentStore, tmp_
     (src / "chg/new").write_bytes(b"n")
     new = store.snapshot([str(src) + "/"]).root
     loaded: list[str] = []
-    real_load = store._load
+    real_load = store.load_node
     store._trees.clear()
 
     def counting(digest: str) -> list:  # type: ignore[type-arg]
         loaded.append(digest)
         return real_load(digest)
 
-    store._load = counting  # type: ignore[method-assign]
+    store.load_node = counting  # type: ignore[method-assign]
     changes = list(store.diff(old, new))
     assert [(c.kind, c.path, c.old_size, c.new_size) for c in changes] == [
         ("removed", "chg/gone", 1, None),
@@ -342,14 +342,14 @@ def test_list_reads_only_the_nodes_on_the_path(store: ContentStore, tmp_path: Pa
     files = {f"top{i}/mid{j}/f{k}": b"x" for i in range(5) for j in range(5) for k in range(3)}
     root = store.snapshot([str(write_tree(tmp_path / "s", files)) + "/"]).root
     loaded: list[str] = []
-    real_load = store._load
+    real_load = store.load_node
     store._trees.clear()
 
     def counting(digest: str) -> list:  # type: ignore[type-arg]
         loaded.append(digest)
         return real_load(digest)
 
-    store._load = counting  # type: ignore[method-assign]
+    store.load_node = counting  # type: ignore[method-assign]
     assert [e.path for e in store.list(root, "top3/mid2/")] == ["f0", "f1", "f2"]
     assert len(loaded) == 3  # root, top3, top3/mid2: never the other 30 directories
 

@@ -29,6 +29,7 @@ from datakeep.domain.models import FileEntry, Version
 from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, StorageError
 from datakeep.remote import codec
 from datakeep.remote.http import Session
+from datakeep.storage.content import SourceFile, scan_sources
 from datakeep.storage.hashing import EMPTY_DIGEST, digest_bytes, digest_file
 from datakeep.storage.transfer import Progress
 
@@ -49,15 +50,6 @@ LINK_BODY_BYTES = 512 * 1024
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_SIZE = 64 * 1024 * 1024
 PART_ATTEMPTS = 5
-
-
-class _Scanner:
-    """The storage engine's source walk (same file set, names and symlink rules as embedded mode)."""
-
-    from datakeep.storage.content import ContentStore as _Store
-
-    _scan = _Store._scan
-    _walk = _Store._walk
 
 
 def _chunks(items: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
@@ -284,16 +276,11 @@ class RemoteFiles:
                 f"Dataset version {version.ref} is committed: its files cannot change",
                 hint="Create a new version: datakeep datasets versions create",
             )
-        target_parts = [p for p in str(target_path).split("/") if p]
-        scanner: Any = _Scanner()
-        found: dict[str, Any] = {}
-        for source in sources:
-            for f in scanner._scan(source, target_parts):
-                if hasattr(f, "dest"):  # the walk may also yield its own markers (a folder done)
-                    found[f.dest] = f
+        # The engine's own source walk: same file set, names and symlink rules as embedded mode.
+        found = {f.dest: f for f in scan_sources(sources, str(target_path))}
         files = sorted(found.values(), key=lambda f: f.parts)
 
-        def hash_one(f: Any) -> tuple[Any, str]:
+        def hash_one(f: SourceFile) -> tuple[SourceFile, str]:
             if f.size == 0:
                 return f, EMPTY_DIGEST
             if f.size < 1024 * 1024:
@@ -314,7 +301,7 @@ class RemoteFiles:
             )
             missing.update(answer["missing"])
         # One upload per missing digest; the other files with the same content are linked.
-        upload: dict[str, Any] = {}
+        upload: dict[str, SourceFile] = {}
         for f, digest in hashed:
             if digest in missing and digest not in upload:
                 upload[digest] = f
@@ -330,7 +317,7 @@ class RemoteFiles:
             )
         return codec.decode(answer["result"])
 
-    def _upload(self, version: Version, files: Sequence[Any], progress: Progress) -> None:
+    def _upload(self, version: Version, files: Sequence[SourceFile], progress: Progress) -> None:
         small = [f for f in files if f.size <= MULTIPART_THRESHOLD]
         large = [f for f in files if f.size > MULTIPART_THRESHOLD]
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dk-put") as pool:
@@ -347,7 +334,7 @@ class RemoteFiles:
                 self._multipart(version, f, pool)
                 progress.advance(1, f.size)
 
-    def _put(self, url: str, f: Any) -> None:
+    def _put(self, url: str, f: SourceFile) -> None:
         with open(f.path, "rb") as handle:
             data = handle.read()
         if len(data) != f.size:
@@ -363,7 +350,7 @@ class RemoteFiles:
                 f"Upload of {f.dest} failed: HTTP {response.status_code} {response.text[:200]}"
             )
 
-    def _multipart(self, version: Version, f: Any, pool: ThreadPoolExecutor) -> None:
+    def _multipart(self, version: Version, f: SourceFile, pool: ThreadPoolExecutor) -> None:
         created = self._presign(version, [{"method": "createMultipartUpload", "params": {"Key": f.dest}}])
         upload_id = created[0]["url"]["UploadId"]
         count = (f.size + PART_SIZE - 1) // PART_SIZE

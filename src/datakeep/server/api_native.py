@@ -23,7 +23,7 @@ from fastapi import APIRouter, Body, Request
 
 from datakeep.client import Client
 from datakeep.domain.models import Version
-from datakeep.errors import Conflict, Forbidden, InvalidInput
+from datakeep.errors import Forbidden, InvalidInput
 from datakeep.remote import codec
 from datakeep.server.gradient_files import (
     absorb_uploads,
@@ -254,30 +254,5 @@ def link(
         raise VersionCommitted(f"Dataset version {current.ref} is committed: its files cannot change")
     updated = absorb_uploads(state, client, current)
     if entries:
-        updated = graft(client, current.ref, entries)
+        updated = client.files.link(current.ref, entries)
     return {"result": codec.encode(updated)}
-
-
-def graft(client: Client, ref: str, entries: list[tuple[str, str, int]]) -> Version:
-    """Put files the provider already holds into an uncommitted version, by digest alone."""
-    from datakeep.storage.manifest import Node
-
-    def make(content: Any, root: str | None) -> Any:
-        wanted = sorted({d for _, d, _ in entries} - {EMPTY_DIGEST})
-        located = content.index.locate(wanted)
-        absent = [d for d in wanted if d not in located]
-        if absent:
-            raise Conflict(
-                f"{len(absent)} file(s) are not on the storage provider yet",
-                hint="Upload them first (ask /missing which ones)",
-            )
-        for digest in wanted:
-            if located[digest].size != next(s for _, d, s in entries if d == digest):
-                raise InvalidInput(f"Wrong size given for content {digest}")
-        # The engine's own tree code, so the manifest is exactly what a local snapshot makes.
-        node = Node.load(content._load, root)
-        for path, digest, size in entries:
-            node.put(content._load, path.split("/"), digest, size)
-        return content._seal(node)
-
-    return client.files._change(ref, make)

@@ -88,6 +88,17 @@ class FilesService:
             ref, lambda content, root: content.snapshot(sources, target=target_path, base_root=root)
         )
 
+    def link(self, ref: str, entries: Sequence[tuple[str, str, int]]) -> Version:
+        """Lay files the storage provider already holds into an uncommitted version, by digest.
+
+        ``entries`` are ``(path, digest, size)``. The server calls this for the remote client,
+        which uploads only the content the provider lacks and links the rest: a file's bytes cross
+        the network at most once per provider. Retries if another writer moves the version first.
+        """
+        self._check_writable(ref)
+        items = list(entries)
+        return self._change(ref, lambda content, root: content.graft(root, items))
+
     def delete(self, ref: str, *, paths: Sequence[str] | None = None, all: bool = False) -> Version:
         """Without paths, refuses unless ``all``: Gradient silently deleted every file."""
         if not paths and not all:

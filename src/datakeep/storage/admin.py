@@ -234,9 +234,9 @@ def fsck(
             continue
         ref = f"{dataset_id}:{version}"
         try:
-            for tree in manifest.walk_trees(loader._load, root):
+            for tree in manifest.walk_trees(loader.load_node, root):
                 needed.setdefault(tree, f"{ref} (manifest)")
-            for path, entry in manifest.walk(loader._load, root):
+            for path, entry in manifest.walk(loader.load_node, root):
                 report.files += 1
                 needed.setdefault(entry.digest, f"{ref} {path}")
         except (DatakeepError, OSError, ValueError) as exc:
@@ -350,9 +350,9 @@ def gc(
         ]
     live: set[str] = set()
     for root in set(roots):
-        for tree in manifest.walk_trees(loader._load, root):
+        for tree in manifest.walk_trees(loader.load_node, root):
             live.add(tree)
-            live.update(e.digest for e in loader._load(tree) if not e.is_dir)
+            live.update(e.digest for e in loader.load_node(tree) if not e.is_dir)
     report.live_digests = len(live)
     cutoff = utcnow() - older_than
     by_key: dict[str, list[Location]] = {}

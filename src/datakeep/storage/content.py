@@ -44,6 +44,7 @@ from datakeep.catalog.store import Catalog
 from datakeep.config import Settings
 from datakeep.domain.models import Change, FileEntry, Version
 from datakeep.errors import (
+    Conflict,
     DatakeepError,
     FileNotFoundInVersion,
     IntegrityError,
@@ -101,7 +102,9 @@ class _DirDone:
 
 
 @dataclass
-class _File:
+class SourceFile:
+    """A regular file found in a source folder, as the snapshot and the remote client see it."""
+
     path: str  # where to read it (os path)
     parts: list[str]  # where it goes in the version
     key: StatKey
@@ -135,6 +138,91 @@ def _storage_error(exc: OSError, provider: Provider, what: str) -> StorageError:
         hint="Check the storage provider (datakeep storageProviders details) and run the command again; "
         "work already done is kept",
     )
+
+
+def scan_sources(sources: Iterable[Path | str], target: str = "/") -> Iterator[SourceFile]:
+    """Every regular file the sources hold, with its place in the version, in walk order.
+
+    The one definition of what a ``--source-path`` means (Gradient's mapping, symlink rules,
+    refused file types), shared by the embedded snapshot and the remote client so both modes
+    store the same files under the same names. A path given by two sources is yielded twice: the
+    later one wins, as a later upload would.
+    """
+    target_parts = _check_parts(manifest.split(target), target)
+    for source in sources:
+        for item in _scan_source(source, target_parts):
+            if isinstance(item, SourceFile):
+                yield item
+
+
+def _scan_source(source: Path | str, target_parts: list[str]) -> Iterator[SourceFile | _DirDone]:
+    raw = os.fspath(source)
+    if not os.path.lexists(raw):
+        raise InvalidInput(f"Source path not found: {raw}", hint="Check the --source-path value")
+    real = os.path.realpath(raw)
+    if not os.path.exists(real):
+        raise InvalidPath(f"Source path is a broken symbolic link: {raw}", hint="Fix or remove the link")
+    name = os.path.basename(os.path.normpath(raw))
+    st = os.stat(real)
+    if stat_module.S_ISREG(st.st_mode):
+        if not name or name in (".", ".."):
+            name = os.path.basename(real)
+        yield SourceFile(os.path.abspath(raw), [*target_parts, name], StatKey.of(st))
+        return
+    if not stat_module.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"Source path is not a file or a directory: {raw}", hint="Give a file or a folder")
+    contents = raw.endswith(("/", os.sep)) or name in ("", ".", "..")
+    base = list(target_parts) if contents else [*target_parts, name]
+    yield from _walk_dir(real, real, base, frozenset({real}))
+
+
+def _walk_dir(
+    directory: str, top: str, parts: list[str], ancestors: frozenset[str]
+) -> Iterator[SourceFile | _DirDone]:
+    try:
+        entries = list(os.scandir(directory))
+    except PermissionError as exc:
+        raise InvalidInput(
+            f"Cannot read directory {directory}: {exc.strerror}", hint="Check its permissions"
+        ) from exc
+    for entry in entries:
+        child = [*parts, entry.name]
+        if entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            if target != top and not target.startswith(top.rstrip(os.sep) + os.sep):
+                raise InvalidPath(
+                    f"Symbolic link {entry.path} points outside the source folder ({target})",
+                    hint="Copy what it points to into the folder, or remove the link",
+                )
+            try:
+                st = os.stat(target)
+            except FileNotFoundError:
+                raise InvalidPath(
+                    f"Symbolic link {entry.path} is broken", hint="Fix or remove the link"
+                ) from None
+            if stat_module.S_ISDIR(st.st_mode):
+                if target in ancestors or any(a.startswith(target + os.sep) for a in ancestors):
+                    raise InvalidPath(
+                        f"Symbolic link {entry.path} makes a loop",
+                        hint="Remove the link or point it elsewhere",
+                    )
+                yield from _walk_dir(target, top, child, ancestors | {target})
+                continue
+            if stat_module.S_ISREG(st.st_mode):
+                yield SourceFile(entry.path, child, StatKey.of(st))
+                continue
+            raise InvalidInput(f"Not a regular file: {entry.path}", hint="Remove it from the source folder")
+        st = entry.stat(follow_symlinks=False)
+        if stat_module.S_ISDIR(st.st_mode):
+            yield from _walk_dir(entry.path, top, child, ancestors | {entry.path})
+        elif stat_module.S_ISREG(st.st_mode):
+            yield SourceFile(entry.path, child, StatKey.of(st))
+        else:
+            raise InvalidInput(
+                f"Not a regular file: {entry.path} (a socket, FIFO or device)",
+                hint="Remove it from the source folder",
+            )
+    yield _DirDone(parts)
 
 
 @dataclass
@@ -211,14 +299,14 @@ class _Hints:
     def _listing(self, root: str, directory: tuple[str, ...]) -> dict[str, Entry] | None:
         digest = root
         for name in directory:
-            entries = self.store._load(digest)
+            entries = self.store.load_node(digest)
             # The walk will want the sibling directories next: one query for all of them.
             self.store._prefetch(e.digest for e in entries if e.is_dir)
-            match = next((e for e in entries if e.name == name), None)
+            match = manifest.lookup(entries, name)
             if match is None or not match.is_dir:
                 return None
             digest = match.digest
-        return {e.name: e for e in self.store._load(digest)}
+        return {e.name: e for e in self.store.load_node(digest)}
 
     def stored(self, parts: list[str], digest: str) -> bool:
         if not self.roots:
@@ -258,14 +346,14 @@ class _Pipeline:
         finally:
             self.progress.__exit__(None, None, None)
 
-    def run(self, batch: list[_File]) -> list[_File]:
+    def run(self, batch: list[SourceFile]) -> list[SourceFile]:
         """Give every file of the batch its digest and make sure its content is (being) stored."""
         if not batch:
             return batch
         self.progress.expect(len(batch), sum(f.size for f in batch))
         cached = self.cache.lookup([os.fsencode(f.path) for f in batch])
-        to_hash: list[_File] = []
-        ready: list[tuple[_File, bytes | None]] = []
+        to_hash: list[SourceFile] = []
+        ready: list[tuple[SourceFile, bytes | None]] = []
         for f in batch:
             digest = StatCache.trusted(cached.get(os.fsencode(f.path)), f.key)
             if digest is None:
@@ -276,8 +364,8 @@ class _Pipeline:
         try:
             self._store(ready)
             # Small files go to the workers in groups: a future per file cost as much as its read.
-            groups: list[list[_File]] = []
-            group: list[_File] = []
+            groups: list[list[SourceFile]] = []
+            group: list[SourceFile] = []
             group_bytes = 0
             for f in to_hash:
                 group.append(f)
@@ -287,7 +375,7 @@ class _Pipeline:
                     group, group_bytes = [], 0
             if group:
                 groups.append(group)
-            chunk: list[tuple[_File, bytes | None]] = []
+            chunk: list[tuple[SourceFile, bytes | None]] = []
             chunk_bytes = 0
             for hashed in parallel(lambda g: [self.store._hash(f) for f in g], groups, self.store.workers):
                 for f, data in hashed:
@@ -304,7 +392,7 @@ class _Pipeline:
             )
         return batch
 
-    def _store(self, chunk: list[tuple[_File, bytes | None]]) -> None:
+    def _store(self, chunk: list[tuple[SourceFile, bytes | None]]) -> None:
         if not chunk:
             return
         pending = self.packer.pending
@@ -379,7 +467,9 @@ class ContentStore:
         except OSError as exc:
             raise _storage_error(exc, self.provider, what) from exc
 
-    def _load(self, digest: str) -> list[Entry]:
+    def load_node(self, digest: str) -> list[Entry]:
+        """The entries of one manifest node (a directory), sorted by name; cached, read back from
+        the provider if the catalog lost it. Treat the list as read-only: it is shared."""
         with self._trees_lock:
             cached = self._trees.get(digest)
         if cached is not None:
@@ -469,7 +559,7 @@ class ContentStore:
         content is known to be stored, so the digests it holds need no lookup in the index.
         """
         target_parts = _check_parts(manifest.split(target), target)
-        root = Node.load(self._load, base_root)
+        root = Node.load(self.load_node, base_root)
         new_trees: dict[str, bytes] = {}
         hints = _Hints(self, [r for r in (hint_root, base_root) if r is not None])
         cache = StatCache(self.settings.home / "statcache.db")
@@ -482,9 +572,9 @@ class ContentStore:
                 # sources or a base version a directory may still receive files later: sealed at the end.
                 early = len(sources) == 1 and base_root is None
                 for source in sources:
-                    batch: list[_File] = []
+                    batch: list[SourceFile] = []
                     done: list[list[str]] = []
-                    for item in self._scan(source, target_parts):
+                    for item in _scan_source(source, target_parts):
                         if isinstance(item, _DirDone):
                             if early and item.parts:
                                 done.append(item.parts)
@@ -499,7 +589,7 @@ class ContentStore:
                 pipeline.finish()
         finally:
             cache.close()
-        return self._seal(root, new_trees)
+        return self.seal(root, new_trees)
 
     def _seal_done(self, root: Node, done: list[list[str]], new_trees: dict[str, bytes]) -> None:
         """Replace each finished directory's node by its sealed entry; store nodes once 8 MiB pile up."""
@@ -520,12 +610,19 @@ class ContentStore:
             self._store_trees(new_trees)
             new_trees.clear()
 
-    def _put_batch(self, root: Node, batch: list[_File]) -> None:
+    def _put_batch(self, root: Node, batch: list[SourceFile]) -> None:
         for f in batch:
             assert f.digest is not None
-            root.put(self._load, f.parts, f.digest, f.size)  # a later source wins, as a later upload would
+            root.put(
+                self.load_node, f.parts, f.digest, f.size
+            )  # a later source wins, as a later upload would
 
-    def _seal(self, root: Node, new_trees: dict[str, bytes] | None = None) -> TreeSummary:
+    def seal(self, root: Node, new_trees: dict[str, bytes] | None = None) -> TreeSummary:
+        """Store an edited tree (its new nodes, on the provider, then in the catalog) and sum it up.
+
+        The summary's root may become a version's root only after this returns: nodes first, then
+        the catalog row that names them. ``new_trees`` holds nodes sealed earlier and not stored yet.
+        """
         new_trees = {} if new_trees is None else new_trees
         sealed = root.seal(new_trees)
         if sealed is None:
@@ -533,79 +630,7 @@ class ContentStore:
         self._store_trees(new_trees)
         return TreeSummary(sealed.digest, sealed.files, sealed.size)
 
-    def _scan(self, source: Path | str, target_parts: list[str]) -> Iterator[_File | _DirDone]:
-        raw = os.fspath(source)
-        if not os.path.lexists(raw):
-            raise InvalidInput(f"Source path not found: {raw}", hint="Check the --source-path value")
-        real = os.path.realpath(raw)
-        if not os.path.exists(real):
-            raise InvalidPath(f"Source path is a broken symbolic link: {raw}", hint="Fix or remove the link")
-        name = os.path.basename(os.path.normpath(raw))
-        st = os.stat(real)
-        if stat_module.S_ISREG(st.st_mode):
-            if not name or name in (".", ".."):
-                name = os.path.basename(real)
-            yield _File(os.path.abspath(raw), [*target_parts, name], StatKey.of(st))
-            return
-        if not stat_module.S_ISDIR(st.st_mode):
-            raise InvalidInput(
-                f"Source path is not a file or a directory: {raw}", hint="Give a file or a folder"
-            )
-        contents = raw.endswith(("/", os.sep)) or name in ("", ".", "..")
-        base = list(target_parts) if contents else [*target_parts, name]
-        yield from self._walk(real, real, base, frozenset({real}))
-
-    def _walk(
-        self, directory: str, top: str, parts: list[str], ancestors: frozenset[str]
-    ) -> Iterator[_File | _DirDone]:
-        try:
-            entries = list(os.scandir(directory))
-        except PermissionError as exc:
-            raise InvalidInput(
-                f"Cannot read directory {directory}: {exc.strerror}", hint="Check its permissions"
-            ) from exc
-        for entry in entries:
-            child = [*parts, entry.name]
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if target != top and not target.startswith(top.rstrip(os.sep) + os.sep):
-                    raise InvalidPath(
-                        f"Symbolic link {entry.path} points outside the source folder ({target})",
-                        hint="Copy what it points to into the folder, or remove the link",
-                    )
-                try:
-                    st = os.stat(target)
-                except FileNotFoundError:
-                    raise InvalidPath(
-                        f"Symbolic link {entry.path} is broken", hint="Fix or remove the link"
-                    ) from None
-                if stat_module.S_ISDIR(st.st_mode):
-                    if target in ancestors or any(a.startswith(target + os.sep) for a in ancestors):
-                        raise InvalidPath(
-                            f"Symbolic link {entry.path} makes a loop",
-                            hint="Remove the link or point it elsewhere",
-                        )
-                    yield from self._walk(target, top, child, ancestors | {target})
-                    continue
-                if stat_module.S_ISREG(st.st_mode):
-                    yield _File(entry.path, child, StatKey.of(st))
-                    continue
-                raise InvalidInput(
-                    f"Not a regular file: {entry.path}", hint="Remove it from the source folder"
-                )
-            st = entry.stat(follow_symlinks=False)
-            if stat_module.S_ISDIR(st.st_mode):
-                yield from self._walk(entry.path, top, child, ancestors | {entry.path})
-            elif stat_module.S_ISREG(st.st_mode):
-                yield _File(entry.path, child, StatKey.of(st))
-            else:
-                raise InvalidInput(
-                    f"Not a regular file: {entry.path} (a socket, FIFO or device)",
-                    hint="Remove it from the source folder",
-                )
-        yield _DirDone(parts)
-
-    def _read_checked(self, f: _File) -> bytes:
+    def _read_checked(self, f: SourceFile) -> bytes:
         """Read a small file whole, refusing one that changed while it was read."""
         try:
             with open(f.path, "rb") as fh:
@@ -622,7 +647,7 @@ class ContentStore:
             )
         return data
 
-    def _hash(self, f: _File) -> tuple[_File, bytes | None]:
+    def _hash(self, f: SourceFile) -> tuple[SourceFile, bytes | None]:
         f.hashed_ns = time.time_ns()
         if f.size == 0:
             f.digest = EMPTY_DIGEST
@@ -640,11 +665,11 @@ class ContentStore:
         f.digest = digest  # only once known to be the digest of the file the scan saw
         return f, None
 
-    def _store_large(self, f: _File, digest: str, progress: Progress) -> None:
+    def _store_large(self, f: SourceFile, digest: str, progress: Progress) -> None:
         with self._whole_slots:  # each upload is parallel already (multipart); see WHOLE_DOWNLOADS
             self._store_large_now(f, digest, progress)
 
-    def _store_large_now(self, f: _File, digest: str, progress: Progress) -> None:
+    def _store_large_now(self, f: SourceFile, digest: str, progress: Progress) -> None:
         key = objects.blob_key(digest)
         self._call(
             lambda: self.provider.upload(key, Path(f.path), expected_digest=digest), f"storing {f.path}"
@@ -656,7 +681,7 @@ class ContentStore:
 
     def _node(self, root: str | None, path: str) -> Entry:
         parts = manifest.split(path)
-        entry = manifest.find(self._load, root, parts)
+        entry = manifest.find(self.load_node, root, parts)
         if entry is None:
             if root is None and not parts:
                 return Entry("", DIR, "", 0, 0)
@@ -665,7 +690,7 @@ class ContentStore:
                 hint="List the version's files with: datakeep datasets files list",
             )
         if not parts and root is not None:  # the root's totals are the sum of its entries'
-            entries = self._load(root)
+            entries = self.load_node(root)
             return Entry("", DIR, root, sum(e.size for e in entries), sum(e.files for e in entries))
         return entry
 
@@ -679,11 +704,11 @@ class ContentStore:
         if not node.digest:
             return
         base = "/".join(parts) + "/" if parts else ""
-        for path, entry in manifest.walk(self._load, node.digest, base):
+        for path, entry in manifest.walk(self.load_node, node.digest, base):
             yield path, entry.digest, entry.size
 
     def diff(self, old_root: str | None, new_root: str | None) -> Iterator[Change]:
-        for d in manifest.diff(self._load, old_root, new_root):
+        for d in manifest.diff(self.load_node, old_root, new_root):
             yield Change(
                 kind=d.kind,
                 path=d.path,
@@ -692,15 +717,50 @@ class ContentStore:
             )
 
     def remove(self, root: str | None, paths: Sequence[str]) -> TreeSummary:
-        node = Node.load(self._load, root)
+        node = Node.load(self.load_node, root)
         for path in paths:
             parts = _check_parts(manifest.split(path), path)
-            if not node.remove(self._load, parts) and parts:
+            if not node.remove(self.load_node, parts) and parts:
                 raise FileNotFoundInVersion(
                     f"File not found in version: {path}",
                     hint="List the version's files with: datakeep datasets files list",
                 )
-        return self._seal(node)
+        return self.seal(node)
+
+    def graft(self, root: str | None, entries: Iterable[tuple[str, str, int]]) -> TreeSummary:
+        """``root`` with files laid in by digest alone: ``(path, digest, size)``, a later one winning.
+
+        For content that is on the provider already (uploaded earlier, or part of another version):
+        the remote client links such files without sending their bytes. Every digest must be in
+        this provider's index with that size, or nothing changes: a version never names content
+        the provider does not hold. The tree is built by the same code as a snapshot's, so the
+        manifest is the one a local create of the same files would make.
+        """
+        items = list(entries)
+        parts_of = [_check_parts(manifest.split(path), path) for path, _, _ in items]
+        if any(not parts for parts in parts_of):
+            raise InvalidPath("A file path is empty", hint="Name each file by its path in the version")
+        sizes: dict[str, int] = {}
+        for path, digest, size in items:
+            if sizes.setdefault(digest, size) != size:
+                raise InvalidInput(f"Two sizes given for content {digest} ({path})")
+        wanted = sorted(set(sizes) - {EMPTY_DIGEST})
+        located = self.index.locate(wanted)
+        absent = [d for d in wanted if d not in located]
+        if absent:
+            raise Conflict(
+                f"{len(absent)} file(s) are not on the storage provider yet",
+                hint="Upload them first (ask /missing which ones)",
+            )
+        for digest in wanted:
+            if located[digest].size != sizes[digest]:
+                raise InvalidInput(f"Wrong size given for content {digest}")
+        if sizes.get(EMPTY_DIGEST, 0) != 0:
+            raise InvalidInput(f"Wrong size given for content {EMPTY_DIGEST}")
+        node = Node.load(self.load_node, root)
+        for parts, (_, digest, size) in zip(parts_of, items, strict=True):
+            node.put(self.load_node, parts, digest, size)
+        return self.seal(node)
 
     def get(
         self,
@@ -924,13 +984,13 @@ class ContentStore:
         if recursive:
             return [
                 FileEntry(path=p, size=e.size, digest=e.digest)
-                for p, e in manifest.walk(self._load, node.digest)
+                for p, e in manifest.walk(self.load_node, node.digest)
             ]
         return [
             FileEntry(path=e.name + "/", size=None, is_dir=True)
             if e.is_dir
             else FileEntry(path=e.name, size=e.size, digest=e.digest)
-            for e in self._load(node.digest)
+            for e in self.load_node(node.digest)
         ]
 
 

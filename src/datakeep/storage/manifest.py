@@ -13,8 +13,10 @@ the round trip as a surrogate escape (JSON escapes it).
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 from datakeep.storage.hashing import digest_bytes
@@ -60,6 +62,20 @@ def split(path: str) -> list[str]:
 
 # READING
 
+_NAME = itemgetter(0)
+
+
+def lookup(entries: list[Entry], name: str) -> Entry | None:
+    """The entry called ``name`` in a decoded node, by binary search.
+
+    Nodes are encoded sorted by name, so this is O(log n): 0.3 µs instead of 11 µs for a name in
+    a 1,000-entry node (docs/performance.md), which matters to path lookups in large directories.
+    """
+    i = bisect_left(entries, name, key=_NAME)
+    if i < len(entries) and entries[i].name == name:
+        return entries[i]
+    return None
+
 
 def find(load: Loader, root: str | None, parts: list[str]) -> Entry | None:
     """The entry at ``parts`` (``[]`` is the root, as a directory entry), or None."""
@@ -69,7 +85,7 @@ def find(load: Loader, root: str | None, parts: list[str]) -> Entry | None:
     for name in parts:
         if not node.is_dir:
             return None
-        match = next((e for e in load(node.digest) if e.name == name), None)
+        match = lookup(load(node.digest), name)
         if match is None:
             return None
         node = match
