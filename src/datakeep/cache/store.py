@@ -57,6 +57,8 @@ from datakeep.storage.transfer import Progress
 
 #: Fetch callback: write each entry's bytes to ``<dir>/<digest>``.
 Fetch = Callable[[Sequence["CacheEntry"], Path], None]
+#: Which cached versions (by key) a caller may see; ``None``: all of them.
+Scope = Callable[[str], bool] | None
 
 BLOB_MODE = 0o444
 TREE_DIR_MODE = 0o555
@@ -119,10 +121,17 @@ class CleanPlan:
     versions: list[CachedVersion]
     kept_pinned: list[CachedVersion]
     freed_bytes: int
+    #: Set when the plan was made for part of the cache: the bytes then counted are those the
+    #: part no longer uses, whatever other versions outside it share (see :meth:`Cache.plan_clean`).
+    scope: Scope = None
 
     def execute(self) -> int:
-        """Remove the planned versions (re-checking pins now); return the bytes actually freed."""
-        removed = self.cache._remove_versions([v.key for v in self.versions])
+        """Remove the planned versions (re-checking pins now); return the bytes freed."""
+        keys = [v.key for v in self.versions]
+        if self.scope is None:
+            removed = self.cache._remove_versions(keys)
+        else:
+            removed = self.cache._remove_scoped(keys, self.scope)
         self.cache._sweep_temp()
         return removed
 
@@ -525,12 +534,14 @@ class Cache:
 
     # LISTING AND CLEANING
 
-    def _iter_units(self) -> Iterator[tuple[str, Path]]:
+    def _iter_units(self, scope: Scope = None) -> Iterator[tuple[str, Path]]:
         base = self.root / "snapshots"
         for dirpath, dirnames, _ in os.walk(base):
             if "files" in dirnames and os.path.isfile(os.path.join(dirpath, "manifest.json")):
                 dirnames.clear()  # never descend into a version's own tree
-                yield os.path.relpath(dirpath, base).replace(os.sep, "/"), Path(dirpath)
+                key = os.path.relpath(dirpath, base).replace(os.sep, "/")
+                if scope is None or scope(key):
+                    yield key, Path(dirpath)
 
     def _manifest(self, unit: Path) -> dict[str, Any] | None:
         try:
@@ -539,9 +550,10 @@ class Cache:
             return None
         return data if isinstance(data, dict) else None
 
-    def list(self) -> builtins.list[CachedVersion]:
+    def list(self, *, scope: Scope = None) -> builtins.list[CachedVersion]:
+        """The cached versions (only those ``scope`` accepts, when given)."""
         versions: builtins.list[CachedVersion] = []
-        for key, unit in self._iter_units():
+        for key, unit in self._iter_units(scope):
             manifest = self._manifest(unit)
             try:
                 mtime = (unit / "manifest.json").stat().st_mtime
@@ -567,28 +579,63 @@ class Cache:
         entries = manifest.get("entries", []) if manifest else []
         return {str(d): int(s) for _, d, s in entries}
 
-    def plan_clean(self, *, older_than: timedelta | None = None, dataset: str | None = None) -> CleanPlan:
-        """Which versions a clean removes and how many bytes that frees; see :class:`CleanPlan`."""
+    def plan_clean(
+        self,
+        *,
+        older_than: timedelta | None = None,
+        dataset: str | None = None,
+        keys: Iterable[str] | None = None,
+        scope: Scope = None,
+    ) -> CleanPlan:
+        """Which versions a clean removes and how many bytes that frees; see :class:`CleanPlan`.
+
+        ``keys`` limits the plan to versions chosen earlier (a plan shown, then confirmed).
+        With ``scope``, versions outside it are neither removed nor counted: the bytes a
+        plan frees are those no other version *in scope* uses. Counting the others would
+        let one team learn, from the number, that another team caches the same content.
+        """
         cutoff = _now() - older_than if older_than is not None else None
+        wanted = None if keys is None else set(keys)
         chosen: builtins.list[CachedVersion] = []
         pinned: builtins.list[CachedVersion] = []
-        for v in self.list():
+        for v in self.list(scope=scope):
             if dataset is not None and v.dataset != dataset:
+                continue
+            if wanted is not None and v.key not in wanted:
                 continue
             if cutoff is not None and v.last_used >= cutoff:
                 continue
             (pinned if v.pinned else chosen).append(v)
-        chosen_keys = {v.key for v in chosen}
+        freed = self._freed_by({v.key for v in chosen}, scope)
+        return CleanPlan(self, chosen, pinned, freed, scope)
+
+    def _freed_by(self, keys: set[str], scope: Scope) -> int:
+        """Bytes of the blobs only ``keys`` use, among the versions in ``scope``."""
         kept: set[str] = set()
         candidates: dict[str, int] = {}
-        for key, unit in self._iter_units():
+        for key, unit in self._iter_units(scope):
             digests = self._digests(unit)
-            if key in chosen_keys:
+            if key in keys:
                 candidates.update(digests)
             else:
                 kept.update(digests)
-        freed = sum(size for digest, size in candidates.items() if digest not in kept)
-        return CleanPlan(self, chosen, pinned, freed)
+        return sum(size for digest, size in candidates.items() if digest not in kept)
+
+    def _remove_scoped(self, keys: Sequence[str], scope: Scope) -> int:
+        """Remove versions as :meth:`_remove_versions` does, counting freed bytes within ``scope``."""
+        before: dict[str, dict[str, int]] = {}
+        for key in keys:
+            with contextlib.suppress(InvalidInput):
+                before[key] = self._digests(self._unit(key))
+        self._remove_versions(keys)
+        gone: dict[str, int] = {}
+        for key, digests in before.items():
+            if self.snapshot_path(key) is None:  # a pinned one stayed
+                gone.update(digests)
+        still_used: set[str] = set()
+        for _, unit in self._iter_units(scope):
+            still_used.update(self._digests(unit))
+        return sum(size for digest, size in gone.items() if digest not in still_used)
 
     def _remove_versions(self, keys: Sequence[str]) -> int:
         """Remove versions (never a pinned one), then the blobs only they used; bytes freed."""
@@ -656,16 +703,25 @@ class Cache:
 
     # VERIFY
 
-    def verify(self, *, repair: bool = False, progress: bool | None = False) -> builtins.list[Problem]:
+    def verify(
+        self, *, repair: bool = False, progress: bool | None = False, scope: Scope = None
+    ) -> builtins.list[Problem]:
         """Rehash every blob and check every snapshot against its manifest.
 
         With ``repair``, corrupted blobs and the snapshots that expose them are removed, so the
         next use fetches them again; a pinned snapshot is reported but left to its job.
         Rehashing a large cache takes a while, hence ``progress`` (None: when on a terminal).
+        With ``scope``, only the versions it accepts and the blobs they use are checked, and
+        leftover work in ``tmp/`` (whose owner no scope can tell) is left to a whole-cache verify.
         """
         problems: builtins.list[Problem] = []
         bad: set[str] = set()
-        blobs = list(self._iter_blobs())
+        units = list(self._iter_units(scope))
+        if scope is None:
+            blobs = list(self._iter_blobs())
+        else:
+            used = {d for _, unit in units for d in self._digests(unit) if is_digest(d)}
+            blobs = [b for b in map(self.blob_path, sorted(used)) if b.exists()]
         with Progress("Verifying the cache", enabled=progress) as bar:
             bar.expect(len(blobs), sum(_size(b) for b in blobs))
             for blob in blobs:
@@ -674,7 +730,7 @@ class Cache:
                     problems.append(problem)
                     bad.add(blob.parent.name + blob.name)
                 bar.advance(1, _size(blob))
-        for key, unit in list(self._iter_units()):
+        for key, unit in units:
             found = self._verify_unit(unit, bad)
             if not found:
                 continue
@@ -685,8 +741,9 @@ class Cache:
                 Problem(p.kind, p.path, p.detail + ("" if fix or not repair else " (pinned: kept)"), fix, key)
                 for p in found
             )
-        for path in self._sweep_temp() if repair else self._stale_temp():
-            problems.append(Problem("leftover_temp", path, "left by a process that died", repair))
+        if scope is None:
+            for path in self._sweep_temp() if repair else self._stale_temp():
+                problems.append(Problem("leftover_temp", path, "left by a process that died", repair))
         return problems
 
     @staticmethod

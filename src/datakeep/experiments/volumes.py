@@ -9,6 +9,10 @@ at download, size and last use. A run holds a shared ``flock`` on ``.<dir>.lock`
 long as it uses the copy, and ``clean`` only removes a copy it can lock exclusively: a
 dataset in use by a running experiment is never removed.
 
+Shared storage is a team's ("team shared storage" in Gradient): a server keeps each team's
+under ``<shared storage>/teams/<team ID>/`` (see :func:`team_storage`); the embedded local team
+uses ``<shared storage>`` itself, so its paths are the ones above.
+
 **Dynamic**: a fresh volume per process, removed after the run. As root it is a tmpfs
 mount limited to the volume size (a real limit: the kernel refuses the byte past it);
 otherwise the bytes written are counted and the download stops at the limit.
@@ -30,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from datakeep.catalog.schema import LOCAL_TEAM_ID
+from datakeep.domain.ids import TEAM_ID
 from datakeep.errors import AlreadyExists, InUse, InvalidInput, NotFound
 from datakeep.experiments.archives import is_archive
 from datakeep.experiments.budget import ByteBudget
@@ -58,6 +64,20 @@ def shared_dir_name(name: str, etag: str | None, version_id: str | None) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def team_storage(shared_storage: Path, team_id: str) -> Path:
+    """A team's own shared storage: ``shared_storage`` itself for the embedded local team
+    (its paths never change), ``<shared_storage>/teams/<team ID>`` for a server's teams.
+
+    Each team's directory is separate so that listing and cleaning one team's datasets cannot
+    reach another's, and two teams using the same ``--datasetName`` get two copies.
+    """
+    if team_id == LOCAL_TEAM_ID:
+        return shared_storage
+    if not TEAM_ID.match(team_id):
+        raise InvalidInput(f"Invalid team ID {team_id!r}")
+    return shared_storage / "teams" / team_id
 
 
 @dataclass(frozen=True)

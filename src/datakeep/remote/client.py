@@ -9,17 +9,23 @@ the storage provider through presigned URLs; see :mod:`datakeep.remote.files`.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datakeep.config import Settings
 from datakeep.domain.models import Dataset, StorageProvider, Tag, Version
 from datakeep.errors import InvalidInput
 from datakeep.remote import codec
 from datakeep.remote.http import Session
+
+if TYPE_CHECKING:
+    from datakeep.cache import CachedVersion, Problem
 
 
 class _Service:
@@ -298,15 +304,125 @@ class RemoteExperiments(_Service):
         return self._call("logs", experiment_id, process=process)
 
     def shared_datasets(self) -> Any:
-        raise _server_side("experiments datasets list")
+        """The team's own datasets on the server's shared storage."""
+        answer = self._session.request("GET", "/datakeep/v1/experiments/datasets")
+        return codec.decode(answer["result"])
 
-    def clean_datasets(self, **_options: Any) -> Any:
-        raise _server_side("experiments datasets clean")
+    def clean_datasets(
+        self, *, name: str | None = None, older_than: timedelta | None = None, dry_run: bool = False
+    ) -> Any:
+        body = {"name": name, "olderThan": _seconds(older_than), "dryRun": dry_run}
+        answer = self._session.request(
+            "POST", "/datakeep/v1/experiments/datasets/clean", json=body, long=True
+        )
+        return codec.decode(answer["result"])
+
+
+def _seconds(age: timedelta | None) -> int | None:
+    return None if age is None else int(age.total_seconds())
+
+
+def _cached_version(data: dict[str, Any]) -> CachedVersion:
+    from datakeep.cache import CachedVersion, PinInfo
+
+    return CachedVersion(
+        key=str(data["key"]),
+        path=Path(data["path"]),
+        size=int(data["size"]),
+        files=int(data["files"]),
+        last_used=datetime.fromisoformat(data["lastUsed"]),
+        created=datetime.fromisoformat(data["created"]),
+        pins=tuple(
+            PinInfo(str(p["label"]), str(p["host"]), int(p["pid"]), datetime.fromisoformat(p["created"]))
+            for p in data.get("pins") or []
+        ),
+    )
+
+
+@dataclass
+class RemoteCleanPlan:
+    """The server's plan for a clean of the team's cached versions, shown before it is carried out.
+
+    :meth:`execute` sends back exactly the versions shown; the server plans again with the same
+    filters, so one used or pinned since is kept, as an embedded clean would keep it.
+    """
+
+    session: Session = field(repr=False)
+    older_than: int | None
+    dataset: str | None
+    versions: list[CachedVersion]
+    kept_pinned: list[CachedVersion]
+    freed_bytes: int
+
+    def execute(self) -> int:
+        body = {
+            "olderThan": self.older_than,
+            "dataset": self.dataset,
+            "refs": [v.key.replace("/", ":", 1) for v in self.versions],
+        }
+        answer = self.session.request("POST", "/datakeep/v1/cache/clean", json=body, long=True)
+        return int(answer["freedBytes"])
+
+
+class RemoteCache:
+    """The team's part of the server machine's shared-storage cache: the cached versions of the
+    datasets the team owns. Another team's versions are not listed, cleaned or verified."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """Where the cache is on the server's machine (for messages; not a path on this one)."""
+        if self._path is None:
+            self.list()
+        assert self._path is not None
+        return self._path
+
+    def list(self) -> list[CachedVersion]:
+        answer = self._session.request("GET", "/datakeep/v1/cache")
+        self._path = Path(answer["path"])
+        return [_cached_version(v) for v in answer["versions"]]
+
+    def plan_clean(
+        self, *, older_than: timedelta | None = None, dataset: str | None = None
+    ) -> RemoteCleanPlan:
+        seconds = _seconds(older_than)
+        body = {"olderThan": seconds, "dataset": dataset}
+        answer = self._session.request("POST", "/datakeep/v1/cache/plan", json=body)
+        return RemoteCleanPlan(
+            session=self._session,
+            older_than=seconds,
+            dataset=dataset,
+            versions=[_cached_version(v) for v in answer["versions"]],
+            kept_pinned=[_cached_version(v) for v in answer["keptPinned"]],
+            freed_bytes=int(answer["freedBytes"]),
+        )
+
+    def verify(self, *, repair: bool = False) -> builtins.list[Problem]:
+        from datakeep.cache import Problem
+
+        answer = self._session.request(
+            "POST", "/datakeep/v1/cache/verify", json={"repair": repair}, long=True
+        )
+        self._path = Path(answer["path"])
+        return [
+            Problem(
+                kind=str(p["kind"]),
+                path=Path(p["path"]),
+                detail=str(p["detail"]),
+                repaired=bool(p["repaired"]),
+                key=p.get("key"),
+            )
+            for p in answer["problems"]
+        ]
 
 
 def _server_side(command: str) -> InvalidInput:
+    """Administration acts on the server itself, which a team's key must not do."""
     return InvalidInput(
-        f"datakeep {command} manages the server machine's own disks, not something its API serves",
+        f"datakeep {command} administers the server itself, which a team's API key may not do",
         hint="Run it on the server's machine, without DATAKEEP_API_URL",
     )
 
@@ -336,9 +452,9 @@ class RemoteClient:
     def experiments(self) -> RemoteExperiments:
         return RemoteExperiments(self.session)
 
-    @property
-    def cache(self) -> Any:
-        raise _server_side("cache")
+    @cached_property
+    def cache(self) -> RemoteCache:
+        return RemoteCache(self.session)
 
     @property
     def admin(self) -> Any:

@@ -130,7 +130,7 @@ def _include_optional(app: FastAPI) -> None:
     import importlib
     import importlib.util
 
-    for name in ("datakeep.server.api_native", "datakeep.server.api_jobs"):
+    for name in ("datakeep.server.api_native", "datakeep.server.api_jobs", "datakeep.server.api_cache"):
         if importlib.util.find_spec(name) is not None:
             module = importlib.import_module(name)
             app.include_router(module.router)

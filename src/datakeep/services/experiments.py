@@ -26,7 +26,7 @@ from datakeep.domain.models import _Serializable
 from datakeep.errors import ExperimentNotFound, InvalidInput, VersionNotCommitted
 from datakeep.experiments.options import DatasetSpec
 from datakeep.experiments.run import ExperimentPlan, ExperimentResult, ExperimentRunner
-from datakeep.experiments.volumes import CleanPlan, SharedEntry, SharedStore, remove_volumes
+from datakeep.experiments.volumes import CleanPlan, SharedEntry, SharedStore, remove_volumes, team_storage
 
 if TYPE_CHECKING:
     from datakeep.services.context import Context
@@ -87,8 +87,13 @@ class ExperimentsService:
         self.ctx = ctx
 
     @property
+    def shared_storage(self) -> Path:
+        """This team's shared storage (the local team's is ``DATAKEEP_SHARED_STORAGE`` itself)."""
+        return team_storage(self.ctx.settings.shared_storage_path, self.ctx.team_id)
+
+    @property
     def shared(self) -> SharedStore:
-        return SharedStore(self.ctx.settings.shared_storage_path)
+        return SharedStore(self.shared_storage)
 
     # RUNNING
 
@@ -146,7 +151,7 @@ class ExperimentsService:
 
         runner = ExperimentRunner(
             run_dir,
-            self.ctx.settings.shared_storage_path,
+            self.shared_storage,
             version_mounter=self._version_mounter(run_dir),
             progress=progress,
             on_output=on_output,
@@ -321,6 +326,7 @@ class ExperimentsService:
     # SHARED STORAGE
 
     def shared_datasets(self) -> builtins.list[SharedEntry]:
+        """This team's shared copies only (see :attr:`shared_storage`)."""
         return self.shared.entries()
 
     def clean_datasets(
