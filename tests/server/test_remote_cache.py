@@ -278,3 +278,25 @@ def test_experiment_shared_datasets_are_each_teams_own(
     out, _ = cli(a, "experiments", "datasets", "clean", "--name", "numbers")
     assert "Removed numbers" in out
     assert not (shared / "teams" / a.id / "data" / "numbers").exists()
+
+
+def test_the_routes_refuse_other_teams_refs_and_missing_keys(
+    teams: tuple[Team, Team], tmp_path: Path
+) -> None:
+    """A client that skips the CLI and names another team's version outright removes nothing."""
+    import httpx
+
+    a, b = teams
+    ref_a = a.cached("alpha", {"a.txt": b"alpha\n"}, tmp_path)
+    url = f"{a.server.url}/datakeep/v1/cache/clean"
+    answer = httpx.post(url, json={"refs": [ref_a]}, headers={"X-API-Key": b.key})
+    assert answer.status_code == 200
+    assert answer.json()["versions"] == []
+    assert answer.json()["freedBytes"] == 0
+    assert _snapshot(a.server, ref_a).is_dir()
+    assert httpx.post(url, json={"refs": [ref_a]}).status_code == 401
+    assert httpx.get(f"{a.server.url}/datakeep/v1/cache").status_code == 401
+    bad = httpx.post(url, json={"refs": "all"}, headers={"X-API-Key": b.key})
+    assert bad.status_code == 400
+    assert httpx.post(url, json={"refs": [ref_a]}, headers={"X-API-Key": a.key}).json()["freedBytes"] == 6
+    assert not _snapshot(a.server, ref_a).exists()
