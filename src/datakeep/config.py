@@ -30,6 +30,13 @@ ENV_SERVER_KEY_FILE = "DATAKEEP_SERVER_KEY_FILE"
 ENV_DEBUG = "DATAKEEP_DEBUG"
 
 
+def debug_enabled(environ: dict[str, str] | None = None) -> bool:
+    """``DATAKEEP_DEBUG``: read here too (not only in :class:`Settings`) because the CLI needs it
+    even when building the settings is what failed."""
+    value = (os.environ if environ is None else environ).get(ENV_DEBUG, "")
+    return value not in ("", "0", "false", "no")
+
+
 def _default_home() -> Path:
     return Path.home() / ".datakeep"
 
@@ -65,7 +72,7 @@ class Settings:
             api_url=env.get(ENV_API_URL) or None,
             api_key=env.get(ENV_API_KEY) or None,
             server_key=server_key or None,
-            debug=env.get(ENV_DEBUG, "") not in ("", "0", "false", "no"),
+            debug=debug_enabled(env),
         )
 
     @property
@@ -118,6 +125,10 @@ def _read_key_file(path: Path) -> str:
 
 
 def _parse_size(text: str) -> int:
+    from datakeep.errors import InvalidInput
     from datakeep.sizes import parse_size
 
-    return parse_size(text)
+    try:
+        return parse_size(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{ENV_CACHE_MAX}={text!r} is not a size", hint=exc.hint) from exc

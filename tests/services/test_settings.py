@@ -30,3 +30,28 @@ def test_sizes_and_debug(tmp_path: Path) -> None:
     assert settings.cache_max_size == 2 * 1024**3
     assert settings.debug
     assert not Settings.from_env({"DATAKEEP_DEBUG": "0"}).debug
+
+
+def test_a_bad_cache_size_names_the_variable() -> None:
+    with pytest.raises(InvalidInput, match="DATAKEEP_CACHE_MAX_SIZE='lots'"):
+        Settings.from_env({"DATAKEEP_CACHE_MAX_SIZE": "lots"})
+
+
+@pytest.mark.parametrize("url", ["bogus://x", "notaurl"])
+def test_an_unusable_database_url_is_a_catalog_error(url: str) -> None:
+    from datakeep.catalog.database import create_catalog_engine
+    from datakeep.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="DATAKEEP_DATABASE_URL"):
+        create_catalog_engine(url)
+
+
+def test_python_m_datakeep_runs_the_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "datakeep", "--version"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0
+    assert run.stdout.startswith("datakeep, version")

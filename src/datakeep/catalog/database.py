@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from datakeep.errors import CatalogError
 
@@ -22,6 +22,30 @@ HEAD = "0001"
 
 
 def create_catalog_engine(url: str) -> Engine:
+    """An engine for the catalog URL, with each dialect's settings for datakeep's workload.
+
+    ``postgresql://`` URLs are pointed at psycopg 3 (the driver datakeep installs), so the plain
+    URL people copy from their PostgreSQL set-up works. A URL SQLAlchemy cannot use is a
+    :class:`CatalogError` naming the variable, not a crash.
+    """
+    try:
+        return _create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise CatalogError(
+            f"Cannot use the catalog database URL {make_safe(url)!r} ({exc.__class__.__name__}: {exc})",
+            hint="Set DATAKEEP_DATABASE_URL to e.g. postgresql://user@host/db, or unset it to use SQLite under DATAKEEP_HOME",
+        ) from exc
+
+
+def make_safe(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
@@ -35,6 +59,10 @@ def create_catalog_engine(url: str) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    """WAL lets readers run beside one writer; ``BEGIN IMMEDIATE`` takes the write lock at the start
+    of every transaction, so two writers queue on the busy timeout instead of one failing with
+    "database is locked" when it upgrades a read lock half-way through."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.

@@ -292,7 +292,7 @@ def list_experiments(as_json: bool) -> None:
 
 
 @experiments.command("details")
-@click.option("--id", "experiment_id", required=True, help="Experiment ID (e.g. e1a2b3c4d5e6f7g).")
+@click.option("--id", "experiment_id", required=True, help="Experiment ID (e.g. e1a2b3c4d5e6f).")
 @json_option
 def experiment_details(experiment_id: str, as_json: bool) -> None:
     """Show an experiment: its state, command, datasets and where its model directory is."""

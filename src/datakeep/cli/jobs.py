@@ -22,7 +22,7 @@ from datakeep.domain.refs import EXAMPLE_ID, EXAMPLE_VERSION, parse_ref
 from datakeep.errors import InvalidInput, JobFailed
 from datakeep.services.jobs import Lineage, LineageNode, parse_env
 
-_JOB_HELP = "Job ID (e.g. j4x2k9m0a1b2c3d)."
+_JOB_HELP = "Job ID (e.g. j4x2k9m0a1b2c3)."
 
 
 def _when(value: Any) -> str:

@@ -10,7 +10,6 @@ subcommands are merged.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 
@@ -18,7 +17,7 @@ import click
 
 from datakeep import __version__
 from datakeep.cli.common import INTERRUPTED
-from datakeep.config import ENV_DEBUG
+from datakeep.config import ENV_DEBUG, debug_enabled
 from datakeep.errors import DatakeepError
 
 #: Top-level command name -> the modules that define it, in order.
@@ -77,7 +76,7 @@ def cli() -> None:
 
 
 def _debug() -> bool:
-    return os.environ.get(ENV_DEBUG, "") not in ("", "0", "false", "no")
+    return debug_enabled()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -335,7 +335,7 @@ def dataset_options_from_yaml(data: Mapping[str, Any]) -> dict[str, list[Any]]:
         return result
     if not isinstance(objects, list) or not all(isinstance(o, Mapping) for o in objects):
         raise InvalidInput(
-            "'datasets' in the options file must be a list of objects", hint="See the README example"
+            "'datasets' in the options file must be a list of objects", hint="See the options-file example in docs/experiments.md"
         )
     if result:
         raise InvalidInput(
