@@ -9,6 +9,7 @@ import pytest
 
 from datakeep.catalog.schema import LOCAL_TEAM_ID
 from datakeep.catalog.store import Catalog
+from datakeep.cli.common import reset_client
 from datakeep.cli.main import main
 from datakeep.config import Settings
 from datakeep.domain.models import Version
@@ -129,6 +130,7 @@ def test_cli_fsck_and_rebuild_on_the_default_provider(
         provider_id=default.id,
     )
     fresh.close()
+    reset_client()  # a new process would open the new catalog; this test runs both commands in one
     assert main(["admin", "rebuild-catalog"]) == 0
     assert "Recovered 1 version(s) in 1 new dataset(s)" in capsys.readouterr().out
     again = Catalog(settings.catalog_url)

@@ -1,4 +1,4 @@
-"""``datakeep admin rebuild-catalog`` and ``datakeep admin fsck``: recover and check stored versions.
+"""``datakeep admin rebuild-catalog``, ``fsck`` and ``gc``: recover, check and clean stored versions.
 
 They work on this machine's catalog (``DATAKEEP_DATABASE_URL`` or SQLite under ``DATAKEEP_HOME``)
 and talk to the storage provider directly, so run them where the catalog lives.
@@ -10,26 +10,22 @@ import dataclasses
 
 import click
 
-from datakeep.catalog import Catalog
-from datakeep.cli.common import json_option
+from datakeep.cli.common import get_client, json_option
 from datakeep.cli.output import echo_json
 from datakeep.config import Settings
 from datakeep.errors import IntegrityError, InvalidInput
-from datakeep.services.context import Context
+from datakeep.services.admin import AdminService
 
 
-def _context() -> Context:
-    settings = Settings.from_env()
-    if settings.is_remote:
+def _admin() -> AdminService:
+    """The embedded client's admin service: a server's API never administers its storage."""
+    if Settings.from_env().is_remote:
         raise InvalidInput(
             "Storage administration runs against the catalog itself, not through a server's API",
             hint="Run this where the catalog lives, without DATAKEEP_API_URL",
         )
-    return Context(settings=settings, catalog=Catalog(settings.catalog_url))
-
-
-def _provider_id(ctx: Context, provider_id: str | None) -> str:
-    return provider_id or ctx.ensure_default_provider().id
+    admin: AdminService = get_client().admin
+    return admin
 
 
 @click.group("admin")
@@ -46,12 +42,8 @@ def admin() -> None:
 @json_option
 def rebuild_catalog_command(storage_provider_id: str | None, as_json: bool = False) -> None:
     """Recover every committed version stored on a provider into the catalog (idempotent)."""
-    from datakeep.storage.admin import rebuild_catalog
-
-    ctx = _context()
-    pid = _provider_id(ctx, storage_provider_id)
-    report = rebuild_catalog(
-        ctx.catalog, ctx.provider(pid), pid, team_id=ctx.team_id, log=lambda m: click.echo(m, err=True)
+    report = _admin().rebuild_catalog(
+        storage_provider_id=storage_provider_id, log=lambda m: click.echo(m, err=True)
     )
     if as_json:
         echo_json(dataclasses.asdict(report))
@@ -77,11 +69,7 @@ def rebuild_catalog_command(storage_provider_id: str | None, as_json: bool = Fal
 @json_option
 def fsck_command(storage_provider_id: str | None, quick: bool, as_json: bool = False) -> None:
     """Check that every object a committed version needs exists and matches its digest."""
-    from datakeep.storage.admin import fsck
-
-    ctx = _context()
-    pid = _provider_id(ctx, storage_provider_id)
-    report = fsck(ctx.catalog, ctx.provider(pid), pid, verify_content=not quick)
+    report = _admin().fsck(storage_provider_id=storage_provider_id, verify_content=not quick)
     if as_json:
         echo_json({**dataclasses.asdict(report), "ok": report.ok})
     else:
@@ -116,11 +104,9 @@ def gc_command(storage_provider_id: str | None, older_than: float, yes: bool, as
     """Delete stored objects that no version needs any more (run it when no create is running)."""
     from datetime import timedelta
 
-    from datakeep.storage.admin import gc
-
-    ctx = _context()
-    pid = _provider_id(ctx, storage_provider_id)
-    report = gc(ctx.catalog, ctx.provider(pid), pid, older_than=timedelta(hours=older_than), dry_run=not yes)
+    report = _admin().gc(
+        storage_provider_id=storage_provider_id, older_than=timedelta(hours=older_than), dry_run=not yes
+    )
     if as_json:
         echo_json(dataclasses.asdict(report))
         return

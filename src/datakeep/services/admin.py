@@ -1,4 +1,4 @@
-"""Administration: teams and API keys for the server; catalog recovery and checks of storage.
+"""Administration: teams and API keys for the server; catalog recovery, checks and clean-up of storage.
 
 API keys are 256-bit random strings shown once at creation; the catalog keeps only their
 SHA-256 (a slow hash adds nothing for keys with this much entropy) and an 8-character prefix
@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from datakeep.errors import InvalidInput
 from datakeep.services.context import Context
+
+if TYPE_CHECKING:
+    from datakeep.storage.admin import FsckReport, GcReport, RebuildReport
 from datakeep.services.datasets import check_name
 
 KEY_PREFIX = "dk_"
@@ -74,3 +79,39 @@ class AdminService:
         if not key:
             return None
         return self._ctx.catalog.team_for_key_hash(hash_api_key(key))
+
+    # STORAGE: recovery and checks (the work is in datakeep.storage.admin)
+
+    def _provider(self, storage_provider_id: str | None) -> str:
+        return storage_provider_id or self._ctx.ensure_default_provider().id
+
+    def rebuild_catalog(
+        self, *, storage_provider_id: str | None = None, log: Callable[[str], None] = lambda _m: None
+    ) -> RebuildReport:
+        """Recover every committed version stored on a provider into the catalog (idempotent)."""
+        from datakeep.storage.admin import rebuild_catalog
+
+        pid = self._provider(storage_provider_id)
+        return rebuild_catalog(
+            self._ctx.catalog, self._ctx.provider(pid), pid, team_id=self._ctx.team_id, log=log
+        )
+
+    def fsck(self, *, storage_provider_id: str | None = None, verify_content: bool = True) -> FsckReport:
+        """Check that every object a committed version needs exists (and, by default, matches its digest)."""
+        from datakeep.storage.admin import fsck
+
+        pid = self._provider(storage_provider_id)
+        return fsck(self._ctx.catalog, self._ctx.provider(pid), pid, verify_content=verify_content)
+
+    def gc(
+        self,
+        *,
+        storage_provider_id: str | None = None,
+        older_than: timedelta = timedelta(days=1),
+        dry_run: bool = True,
+    ) -> GcReport:
+        """Plan (or, without ``dry_run``, do) the deletion of objects no version needs."""
+        from datakeep.storage.admin import gc
+
+        pid = self._provider(storage_provider_id)
+        return gc(self._ctx.catalog, self._ctx.provider(pid), pid, older_than=older_than, dry_run=dry_run)
