@@ -165,12 +165,6 @@ class IntegrityError(StorageError):
     code = "integrity_error"
 
 
-class TransferInterrupted(StorageError):
-    """A transfer stopped part way; running the same command again resumes it."""
-
-    code = "transfer_interrupted"
-
-
 class QuotaExceeded(StorageError):
     """Data does not fit in the space it was given (a dynamic volume, the cache cap)."""
 

@@ -242,11 +242,6 @@ class Catalog:
                 )
             return self._dataset_from_row(c, row, {})
 
-    def find_dataset_by_name(self, team_id: str, name: str) -> Dataset | None:
-        with self.begin() as c:
-            row = c.execute(self._dataset_query(team_id).where(t.datasets.c.name == name)).first()
-            return None if row is None else self._dataset_from_row(c, row, {})
-
     def list_datasets(self, team_id: str, *, limit: int | None = None, offset: int = 0) -> list[Dataset]:
         query = self._dataset_query(team_id).order_by(t.datasets.c.name, t.datasets.c.id).offset(offset)
         if limit is not None:
@@ -547,14 +542,6 @@ class Catalog:
                 delete(t.versions).where(
                     t.versions.c.dataset_id == dataset_id, t.versions.c.version == version
                 )
-            )
-
-    def set_version_job(self, dataset_id: str, version: str, job_id: str) -> None:
-        with self.begin() as c:
-            c.execute(
-                update(t.versions)
-                .where(t.versions.c.dataset_id == dataset_id, t.versions.c.version == version)
-                .values(job_id=job_id)
             )
 
     # TAGS

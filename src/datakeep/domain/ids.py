@@ -51,14 +51,6 @@ def new_team_id() -> str:
     return "te" + _random(13)
 
 
-def is_dataset_id(text: str) -> bool:
-    return bool(DATASET_ID.match(text))
-
-
-def is_version_id(text: str) -> bool:
-    return bool(VERSION_ID.match(text))
-
-
 def check_dataset_id(text: str, *, option: str = "--id") -> str:
     if not DATASET_ID.match(text):
         raise InvalidReference(

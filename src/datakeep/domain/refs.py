@@ -31,10 +31,6 @@ class DatasetRef:
     def __str__(self) -> str:
         return self.dataset_id if self.selector is None else f"{self.dataset_id}:{self.selector}"
 
-    @property
-    def is_latest(self) -> bool:
-        return self.selector == LATEST
-
 
 def parse_ref(text: str, *, option: str = "--id", require_selector: bool = False) -> DatasetRef:
     """Parse ``ID`` or ``ID:SELECTOR``; with ``require_selector``, the ``:part`` must be present.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from datakeep.domain.models import Dataset, FileEntry, StorageProvider, Tag, Version
+from datakeep.domain.models import Dataset, StorageProvider, Tag, Version
 
 
 def dt(value: datetime | None) -> str | None:
@@ -95,10 +95,6 @@ def ref_json(dataset: Dataset, version: Version) -> dict[str, Any]:
     return body
 
 
-def file_json(entry: FileEntry) -> dict[str, Any]:
-    return {"path": entry.path, "size": entry.size, "isDir": entry.is_dir, "digest": entry.digest}
-
-
 # FROM JSON (remote client side)
 
 
@@ -139,22 +135,4 @@ def version_from(data: dict[str, Any], dataset_id: str | None = None) -> Version
         size=data.get("size"),
         parent=data.get("parent"),
         job_id=data.get("jobId"),
-    )
-
-
-def tag_from(data: dict[str, Any], dataset_id: str | None = None) -> Tag:
-    version = data.get("version") or {}
-    return Tag(
-        dataset_id=data.get("datasetId") or dataset_id or "",
-        name=data["name"],
-        version=version.get("version", ""),
-        message=version.get("message"),
-        created=parse_dt(data.get("dtCreated")),
-        modified=parse_dt(data.get("dtModified")),
-    )
-
-
-def file_from(data: dict[str, Any]) -> FileEntry:
-    return FileEntry(
-        path=data["path"], size=data.get("size"), is_dir=bool(data.get("isDir")), digest=data.get("digest")
     )
