@@ -315,8 +315,7 @@ class _Hints:
     def __init__(self, store: ContentStore, roots: list[str]) -> None:
         self.store = store
         self.roots = roots
-        self._dir: tuple[str, ...] | None = None
-        self._entries: list[dict[str, Entry]] = []
+        self._dirs: dict[tuple[str, ...], dict[str, Entry]] = {}
 
     def _listing(self, root: str, directory: tuple[str, ...]) -> dict[str, Entry] | None:
         digest = root
@@ -332,11 +331,18 @@ class _Hints:
 
     def directory(self, parts: list[str]) -> dict[str, Entry]:
         """The earlier versions' entries in the directory at ``parts`` (the first root's win)."""
-        found: dict[str, Entry] = {}
+        key = tuple(parts)
+        found = self._dirs.get(key)
+        if found is not None:
+            return found
+        found = {}
         for root in reversed(self.roots):
-            listing = self._listing(root, tuple(parts))
+            listing = self._listing(root, key)
             if listing is not None:
                 found.update(listing)
+        if len(self._dirs) >= 64:  # the walk moves on: a few recent directories are enough
+            self._dirs.clear()
+        self._dirs[key] = found
         return found
 
     def node_at(self, parts: list[str]) -> set[str]:
@@ -361,14 +367,8 @@ class _Hints:
     def stored(self, parts: list[str], digest: str) -> bool:
         if not self.roots:
             return False
-        directory = tuple(parts[:-1])
-        if directory != self._dir:
-            self._dir = directory
-            self._entries = [
-                e for e in (self._listing(root, directory) for root in self.roots) if e is not None
-            ]
-        name = parts[-1]
-        return any((e := entries.get(name)) is not None and e.digest == digest for entries in self._entries)
+        e = self.directory(parts[:-1]).get(parts[-1])
+        return e is not None and e.digest == digest and not e.is_dir
 
 
 class _Pipeline:
@@ -488,6 +488,11 @@ class _Pipeline:
             fut.result()
 
 
+_IFMT = 0o170000
+_IFREG = stat_module.S_IFREG
+_IFDIR = stat_module.S_IFDIR
+
+
 @dataclass(eq=False)
 class _Dir:
     """A source directory being snapshot: its node is sealed once its files all have digests."""
@@ -559,6 +564,7 @@ class _TreeWalk:
 
     def _walk(self, directory: str, top: str, d: _Dir, ancestors: frozenset[str]) -> None:
         cached, rows, parts = d.cached, d.rows, d.parts
+        racy = RACY_NS
         for entry in _scandir(directory):
             name = entry.name
             if entry.is_symlink():
@@ -568,16 +574,16 @@ class _TreeWalk:
                     continue
             else:
                 st = entry.stat(follow_symlinks=False)
-                mode = st.st_mode
-                if stat_module.S_ISDIR(mode):
-                    path = entry.path
-                    self._walk(path, top, self._dir(path, [*parts, name], d), ancestors | {path})
-                    continue
-                if not stat_module.S_ISREG(mode):
+                kind = st.st_mode & _IFMT  # inline S_ISREG/S_ISDIR: this loop runs once per file
+                if kind != _IFREG:
+                    if kind == _IFDIR:
+                        path = entry.path
+                        self._walk(path, top, self._dir(path, [*parts, name], d), ancestors | {path})
+                        continue
                     raise _not_regular(entry.path)
             key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             known = cached.get(name)
-            if known is not None and known[0] == key and key[3] + RACY_NS <= known[1]:
+            if known is not None and known[0] == key and key[3] + racy <= known[1]:
                 rows[name] = known
                 continue
             d.piped.add(name)
