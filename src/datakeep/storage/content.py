@@ -5,7 +5,9 @@ How a snapshot stays cheap (see docs/performance.md for the measurements behind 
 - every file is known by its BLAKE3 digest; the ``blobs`` table says where each digest already
   lives on the provider, so content already stored (by any version of any dataset on the same
   provider) is never sent again, and a rerun after an interruption skips what was stored;
-- the stat cache skips reading files whose inode, size and times did not change;
+- the stat cache skips reading files whose inode, size and times did not change, and with one
+  source folder a directory whose files all match it reuses its node from the parent version
+  (``_TreeWalk``);
 - files under ``PACK_THRESHOLD`` are concatenated into packs of about ``PACK_TARGET`` bytes, one
   request per pack instead of one per file; larger files are stored whole (multipart on S3);
 - the manifest is a tree of content-addressed nodes, so only the nodes on the paths to changed
