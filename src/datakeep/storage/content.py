@@ -384,6 +384,10 @@ class _Pipeline:
         self.pool = ThreadPoolExecutor(max_workers=max(2, store.workers // 2), thread_name_prefix="dk-upload")
         self.packer = _Packer(store, self.pool, self.progress)
         self.large: list[Future[None]] = []
+        #: Check the earlier versions' entries before the index. The one-folder walk turns it off:
+        #: it sends only files whose content changed (rarely in the parent), and reading the
+        #: parent's node for each of their directories cost more than one index query per batch.
+        self.use_hints = True
 
     def __enter__(self) -> _Pipeline:
         self.progress.__enter__()
@@ -459,7 +463,7 @@ class _Pipeline:
             for f, data in chunk
             if f.digest != EMPTY_DIGEST
             and f.digest not in pending
-            and not self.hints.stored(f.parts, f.digest or "")
+            and not (self.use_hints and self.hints.stored(f.parts, f.digest or ""))
         ]
         self.progress.advance(
             len(chunk) - len(todo), sum(f.size for f, _ in chunk) - sum(f.size for f, _ in todo)
@@ -542,6 +546,7 @@ class _TreeWalk:
     ) -> None:
         self.store = store
         self.pipeline = pipeline
+        pipeline.use_hints = False
         self.cache = cache
         self.hints = hints
         self.new_trees = new_trees
@@ -660,16 +665,29 @@ class _TreeWalk:
 
     def _check_stored(self, d: _Dir) -> None:
         """Files known from the stat cache alone may name content this provider lacks (the cache
-        is shared by every provider): those the earlier version does not hold at the same path
+        is shared by every provider). A file is known to be stored when its cache entry is the one
+        the directory's recorded node was built from and the earlier version holds that node at
+        this path, or when the earlier version holds the same digest at the same path; the others
         go through the pipeline, which checks the index and stores what is missing."""
-        earlier = self.hints.directory(d.parts) if self.hints.roots else {}
+        roots = self.hints.roots
+        node = d.node
+        proven = node is not None and bool(roots) and node[0] in self.hints.node_at(d.parts)
+        cached = d.cached
+        earlier: dict[str, Entry] | None = None
         unverified: list[SourceFile] = []
         quick = quick_bytes = 0
-        for name, (key, hashed_ns, digest) in d.rows.items():
+        for name, row in d.rows.items():
             if name in d.piped:
                 continue
+            key, hashed_ns, digest = row
+            if digest == EMPTY_DIGEST or (proven and cached.get(name) is row):
+                quick += 1
+                quick_bytes += key[2]
+                continue
+            if earlier is None:
+                earlier = self.hints.directory(d.parts) if roots else {}
             e = earlier.get(name)
-            if digest == EMPTY_DIGEST or (e is not None and e[2] == digest and e[1] == FILE):
+            if e is not None and e[2] == digest and e[1] == FILE:
                 quick += 1
                 quick_bytes += key[2]
                 continue
