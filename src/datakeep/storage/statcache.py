@@ -87,6 +87,7 @@ class StatCache:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
+            db.execute("DROP TABLE IF EXISTS stat")  # the per-file rows of earlier releases
             self._db = db
         except sqlite3.Error:
             self._db = None
