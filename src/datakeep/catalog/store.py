@@ -184,11 +184,8 @@ class Catalog:
     # DATASETS
 
     def _dataset_query(self, team_id: str) -> Any:
-        return (
-            select(t.datasets, t.storage_providers.c.id.label("sp_id"))
-            .join(t.storage_providers, t.storage_providers.c.id == t.datasets.c.storage_provider_id)
-            .where(t.datasets.c.team_id == team_id)
-        )
+        # The provider is read once per distinct ID by _dataset_from_row; the foreign key keeps it there.
+        return select(t.datasets).where(t.datasets.c.team_id == team_id)
 
     def _dataset_from_row(self, c: Connection, row: Any, providers: dict[str, StorageProvider]) -> Dataset:
         provider = providers.get(row.storage_provider_id)
