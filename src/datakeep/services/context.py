@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,15 +55,7 @@ class Context:
     def revealed_provider(self, provider_id: str) -> StorageProvider:
         """The provider with its real config (decrypted secrets): never hand this to a user."""
         stored = self.catalog.get_provider(self.team_id, provider_id, reveal=True)
-        return StorageProvider(
-            id=stored.id,
-            name=stored.name,
-            type=stored.type,
-            config=self.secretbox.open_config(stored.config),
-            is_default=stored.is_default,
-            created=stored.created,
-            modified=stored.modified,
-        )
+        return replace(stored, config=self.secretbox.open_config(stored.config))
 
     def provider(self, provider_id: str) -> Provider:
         if provider_id not in self._providers:
