@@ -75,10 +75,6 @@ def cli() -> None:
     """
 
 
-def _debug() -> bool:
-    return debug_enabled()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and a non-zero exit code."""
     try:
@@ -96,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(INTERRUPTED, err=True)
         return 130
     except DatakeepError as exc:
-        if _debug():
+        if debug_enabled():
             traceback.print_exc()
         exit_code = getattr(exc, "exit_code", None)
         click.secho(f"Error: {exc.one_line()}", err=True, fg="red")
         return exit_code if isinstance(exit_code, int) and exit_code > 0 else 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence turns bugs into one line too
-        if _debug():
+        if debug_enabled():
             traceback.print_exc()
         else:
             click.secho(
