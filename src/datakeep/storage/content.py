@@ -355,15 +355,9 @@ class _Hints:
         """
         found: set[str] = set()
         for root in self.roots:
-            digest: str | None = root
-            for name in parts:
-                assert digest is not None
-                match = manifest.lookup(self.store.load_node(digest), name)
-                digest = match.digest if match is not None and match.is_dir else None
-                if digest is None:
-                    break
-            if digest is not None:
-                found.add(digest)
+            entry = manifest.find(self.store.load_node, root, parts)
+            if entry is not None and entry.is_dir:
+                found.add(entry.digest)
         return found
 
     def stored(self, parts: list[str], digest: str) -> bool:
@@ -640,8 +634,7 @@ class _TreeWalk:
             and not d.piped
             and node[3] == subdirs
             and rows == d.cached
-            and self.hints.roots
-            and node[0] in self.hints.node_at(d.parts)
+            and self._node_proven(d)
         ):
             self.reused += 1
             count = len(rows)
@@ -663,6 +656,12 @@ class _TreeWalk:
         files = sum(e[4] for e in entries)
         return Entry(name, DIR, digest, size, files), (digest, size, files, subdirs)
 
+    def _node_proven(self, d: _Dir) -> bool:
+        """Whether the directory's recorded node is the one an earlier version holds at its path,
+        which proves that node's content is on this provider."""
+        node = d.node
+        return node is not None and bool(self.hints.roots) and node[0] in self.hints.node_at(d.parts)
+
     def _check_stored(self, d: _Dir) -> None:
         """Files known from the stat cache alone may name content this provider lacks (the cache
         is shared by every provider). A file is known to be stored when its cache entry is the one
@@ -670,8 +669,7 @@ class _TreeWalk:
         this path, or when the earlier version holds the same digest at the same path; the others
         go through the pipeline, which checks the index and stores what is missing."""
         roots = self.hints.roots
-        node = d.node
-        proven = node is not None and bool(roots) and node[0] in self.hints.node_at(d.parts)
+        proven = self._node_proven(d)
         cached = d.cached
         earlier: dict[str, Entry] | None = None
         unverified: list[SourceFile] = []
