@@ -450,10 +450,11 @@ def download_objects(
     :func:`~datakeep.storage.transfer.parallel`), so a folder of small files and one huge
     object both keep every worker busy.
     """
-    budget.check_announced(sum(o.size for o, _ in items), what=f"Dataset {spec.name!r} ({spec.uri})")
+    total = sum(o.size for o, _ in items)
+    budget.check_announced(total, what=f"Dataset {spec.name!r} ({spec.uri})")
     tasks: list[tuple[_Download, int, int, int]] = []
     downloads: list[_Download] = []
-    progress.expect(len(items), sum(o.size for o, _ in items))
+    progress.expect(len(items), total)
     for obj, dest in items:
         download, ranges = _prepare(obj, dest, pinned_version=bool(spec.version_id))
         downloads.append(download)
@@ -598,16 +599,17 @@ def fetch(
                 target.unlink()
         else:
             data.mkdir(exist_ok=True)
+            placed: list[tuple[RemoteObject, Path]] = []
             jobs: list[tuple[RemoteObject, Path]] = []
             for obj in remote.objects:
                 path = data / _safe_relative(obj.key, remote.prefix, spec)
+                placed.append((obj, path))
                 if path.exists() and path.stat().st_size == obj.size:
                     budget.add(obj.size, what=f"Dataset {spec.name!r}")  # finished by an earlier attempt
                 else:
                     jobs.append((obj, path))
             download_objects(client, bucket, jobs, spec=spec, budget=budget, progress=bar, workers=workers)
-            for obj in remote.objects:
-                path = data / _safe_relative(obj.key, remote.prefix, spec)
+            for obj, path in placed:
                 checks.append(_verify(client, bucket, obj, path, spec, notes))
         size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file() and not p.is_symlink())
         os.replace(data, dest)
