@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 
 from datakeep.cache.owners import Owner
 from datakeep.catalog import schema as t
+from datakeep.catalog.store import _aware, utcnow
 from datakeep.domain import ids
 from datakeep.domain.models import _Serializable
 from datakeep.errors import ExperimentNotFound, InvalidInput, VersionNotCommitted
@@ -60,14 +61,6 @@ class Experiment(_Serializable):
     @property
     def artifacts(self) -> str | None:
         return self.spec.get("artifacts")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _gone(row: Any) -> bool:
@@ -126,7 +119,7 @@ class ExperimentsService:
             "owner": Owner.me().tag,
         }
         command = plan.command or plan.worker_command or ""
-        now = _utcnow()
+        now = utcnow()
         with self.ctx.catalog.begin() as c:
             c.execute(
                 insert(t.jobs).values(
@@ -147,7 +140,7 @@ class ExperimentsService:
             on_created(experiment_id)
 
         def started() -> None:
-            self._update(experiment_id, state="Running", started=_utcnow())
+            self._update(experiment_id, state="Running", started=utcnow())
 
         runner = ExperimentRunner(
             run_dir,
@@ -165,7 +158,7 @@ class ExperimentsService:
             self._update(
                 experiment_id,
                 state="Failed",
-                finished=_utcnow(),
+                finished=utcnow(),
                 spec={**spec, "error": message, "warnings": list(runner.warnings)},
             )
             raise
@@ -184,7 +177,7 @@ class ExperimentsService:
             experiment_id,
             state="Succeeded" if result.exit_code == 0 else "Failed",
             exit_code=result.exit_code,
-            finished=_utcnow(),
+            finished=utcnow(),
             spec=spec,
         )
         return self.get(experiment_id)
@@ -259,7 +252,7 @@ class ExperimentsService:
                 continue
             remove_volumes(self.ctx.settings.runs_path / row.id / "volumes")
             spec = {**dict(row.spec or {}), "error": "datakeep stopped before the experiment ended"}
-            self._update(row.id, state="Failed", finished=_utcnow(), spec=spec)
+            self._update(row.id, state="Failed", finished=utcnow(), spec=spec)
             swept.append(row.id)
         return swept
 

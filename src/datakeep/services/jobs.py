@@ -22,7 +22,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from sqlalchemy import insert, select, update
 from datakeep.cache.owners import Owner
 from datakeep.cache.store import remove_tree
 from datakeep.catalog import schema as t
-from datakeep.catalog.store import utcnow
+from datakeep.catalog.store import _aware, utcnow
 from datakeep.domain import ids
 from datakeep.domain.models import SECRET_MASK, DatasetMount, Job, Version, _Serializable
 from datakeep.domain.refs import parse_ref
@@ -633,9 +632,3 @@ def _read_log(job: Job) -> str:
         return Path(job.log_path).read_bytes().decode(errors="replace")
     except FileNotFoundError:
         return ""
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
