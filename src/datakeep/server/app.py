@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from datakeep import __version__
 from datakeep.catalog import Catalog
 from datakeep.config import Settings
-from datakeep.server import api_datasets, gradient_files
+from datakeep.server import api_cache, api_datasets, api_jobs, api_native, gradient_files
 from datakeep.server.errors import error_body, install_error_handlers
 from datakeep.server.state import ServerState
 
@@ -118,19 +118,7 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
             connection.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    app.include_router(api_datasets.router)
-    app.include_router(gradient_files.router)
-    _include_optional(app)
+    for module in (api_datasets, gradient_files, api_native, api_jobs, api_cache):
+        app.include_router(module.router)
     app.add_middleware(BodyLimit)
     return app
-
-
-def _include_optional(app: FastAPI) -> None:
-    """Routers for parts that may land later (jobs, experiments, the remote client's own routes)."""
-    import importlib
-    import importlib.util
-
-    for name in ("datakeep.server.api_native", "datakeep.server.api_jobs", "datakeep.server.api_cache"):
-        if importlib.util.find_spec(name) is not None:
-            module = importlib.import_module(name)
-            app.include_router(module.router)
