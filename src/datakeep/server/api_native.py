@@ -205,10 +205,9 @@ def missing(
     for digest in digests:
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise InvalidInput(f"Not a BLAKE3 digest: {str(digest)[:80]!r}")
-    found = client.versions.literal(f"{dataset_id}:{version}")
-    dataset = client.datasets.get(found.dataset_id)
+    files = version_files(client, dataset_id, version)
     wanted = sorted(set(digests) - {EMPTY_DIGEST})
-    present = client.ctx.content(dataset).index.locate(wanted)
+    present = files.content.index.locate(wanted)
     return {"missing": [d for d in wanted if d not in present]}
 
 
