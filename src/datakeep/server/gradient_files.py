@@ -347,13 +347,18 @@ def _answer(
     )
 
 
+def _staged_get_url(state: ServerState, files: VersionFiles, base: str, key: str) -> str:
+    """An uploaded, not yet absorbed file: straight from S3, or through the server for ``local``."""
+    if files.provider.type == "s3":
+        return files.provider.presign("GET", files.staging + key, expires=state.signer.ttl)
+    return _signed_url(state, files, base, "get", key)
+
+
 def _get_url(state: ServerState, files: VersionFiles, base: str, key: str) -> str:
     ttl = state.signer.ttl
     provider = files.provider
     if files.staged(key) is not None:
-        if provider.type == "s3":
-            return provider.presign("GET", files.staging + key, expires=ttl)
-        return _signed_url(state, files, base, "get", key)
+        return _staged_get_url(state, files, base, key)
     entry = files.manifest_entry(key)
     if entry is None:
         # Like S3: the URL is issued, and using it answers 404.
@@ -377,12 +382,9 @@ def download_plan(
     for key in keys:
         size = files.staged(key)
         if size is not None:
-            url = (
-                provider.presign("GET", files.staging + key, expires=ttl)
-                if provider.type == "s3"
-                else _signed_url(state, files, base, "get", key)
+            plan.append(
+                {"key": key, "url": _staged_get_url(state, files, base, key), "offset": None, "size": size}
             )
-            plan.append({"key": key, "url": url, "offset": None, "size": size})
             continue
         entry = files.manifest_entry(key)
         if entry is None:
