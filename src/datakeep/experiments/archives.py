@@ -91,20 +91,21 @@ def _entry_path(root: Path, name: str, label: str) -> Path | None:
 
 def _ensure_inside(root: Path, path: Path, label: str, name: str) -> None:
     """Resolve symlinks already extracted: a parent that leads outside is an escape."""
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root + os.sep):
+    if not _within(os.path.realpath(root), os.path.realpath(path)):
         raise UnsafeArchive(
             f"Archive {label}: entry {name!r} would be written outside the dataset", entry=name
         )
 
 
+def _within(real_root: str, real: str) -> bool:
+    """Whether the resolved path ``real`` is the resolved root or below it."""
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
 def _check_link_target(root: Path, path: Path, target: str, label: str, name: str) -> None:
     if target.startswith("/") or "\x00" in target:
         raise UnsafeArchive(f"Archive {label}: link {name!r} points to absolute path {target!r}", entry=name)
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(path.parent, target))
-    if real != real_root and not real.startswith(real_root + os.sep):
+    if not _within(os.path.realpath(root), os.path.realpath(os.path.join(path.parent, target))):
         raise UnsafeArchive(
             f"Archive {label}: link {name!r} points outside the dataset ({target!r})", entry=name
         )
@@ -123,8 +124,7 @@ def _check_links_stay_inside(root: Path, label: str) -> None:
             path = Path(folder, name)
             if not path.is_symlink():
                 continue
-            real = os.path.realpath(path)
-            if real != real_root and not real.startswith(real_root + os.sep):
+            if not _within(real_root, os.path.realpath(path)):
                 entry = path.relative_to(root).as_posix()
                 raise UnsafeArchive(
                     f"Archive {label}: link {entry!r} points outside the dataset "
@@ -137,6 +137,19 @@ def _clear(path: Path) -> None:
     """A later entry replaces an earlier one, as tar does; never write through an old symlink."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         path.unlink()
+
+
+def _make_dir(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _make_symlink(root: Path, path: Path, target: str, label: str, name: str) -> None:
+    _check_link_target(root, path, target, label, name)
+    _clear(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, path)
 
 
 def _write_stream(src: IO[bytes], path: Path, mode: int, budget: ByteBudget, label: str, name: str) -> None:
@@ -184,14 +197,9 @@ def _extract_tar_member(
     if path is None:
         return
     if member.isdir():
-        if path.is_symlink():
-            path.unlink()
-        path.mkdir(parents=True, exist_ok=True)
+        _make_dir(path)
     elif member.issym():
-        _check_link_target(root, path, member.linkname, label, name)
-        _clear(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(member.linkname, path)
+        _make_symlink(root, path, member.linkname, label, name)
     elif member.islnk():
         # A hard link names another member by its archive path; copy it (counted again, as
         # the bytes are stored again) rather than link, so no inode is shared with anything.
@@ -254,20 +262,14 @@ def _extract_zip_member(
     if path is None:
         return
     if info.is_dir() or kind == stat.S_IFDIR:
-        if path.is_symlink():
-            path.unlink()
-        path.mkdir(parents=True, exist_ok=True)
+        _make_dir(path)
         return
     if kind == stat.S_IFLNK:
         with opener(info) as src:
             raw = src.read(_MAX_LINK_TARGET + 1)
         if len(raw) > _MAX_LINK_TARGET:
             raise UnsafeArchive(f"Archive {label}: link {name!r} has an overlong target", entry=name)
-        target = raw.decode("utf-8", "surrogateescape")
-        _check_link_target(root, path, target, label, name)
-        _clear(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, path)
+        _make_symlink(root, path, raw.decode("utf-8", "surrogateescape"), label, name)
         return
     with opener(info) as src:
         _write_stream(src, path, stat.S_IMODE(mode), budget, label, name)
