@@ -238,7 +238,7 @@ def resolve(client: S3Client, spec: DatasetSpec) -> RemoteDataset:
     VersionId is dropped with a warning, as for any folder.
     """
     loc = spec.location
-    if loc.key == "" or loc.key.endswith("/"):
+    if loc.looks_like_folder:
         kind = "bucket" if loc.key == "" else "folder"
         folder = spec.as_folder() if spec.etag or spec.version_id else spec
         objects = _listing(client, loc.bucket, loc.key, spec)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from datakeep.domain.models import SECRET_MASK
 from datakeep.errors import InvalidInput
 from datakeep.sizes import parse_size
 
@@ -136,8 +137,8 @@ class DatasetSpec:
             "name": self.name,
             "uri": self.uri,
             "id": self.id,
-            "awsAccessKeyId": "********" if self.aws_access_key_id else None,
-            "awsSecretAccessKey": "********" if self.aws_secret_access_key else None,
+            "awsAccessKeyId": SECRET_MASK if self.aws_access_key_id else None,
+            "awsSecretAccessKey": SECRET_MASK if self.aws_secret_access_key else None,
             "awsEndpoint": self.aws_endpoint,
             "versionId": self.version_id,
             "etag": self.etag,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
+from datakeep.domain.models import SECRET_MASK
 from datakeep.errors import InvalidInput, SandboxUnavailable
 from datakeep.experiments.fetch import DEFAULT_WORKERS, RemoteDataset, S3Access, make_client, resolve
 from datakeep.experiments.options import DatasetSpec, VolumeKind
@@ -50,7 +51,7 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 def redact_url(value: Any) -> Any:
     """``https://user:token@host/x`` -> ``https://********@host/x``: a workspace URL may carry a token."""
-    return _USERINFO.sub("********@", value) if isinstance(value, str) else value
+    return _USERINFO.sub(f"{SECRET_MASK}@", value) if isinstance(value, str) else value
 
 
 def parse_experiment_env(text: str | None) -> dict[str, str]:
@@ -520,7 +521,7 @@ class ExperimentRunner:
                     code = 125
             results[proc.label] = ProcessResult(proc.label, code, log_path)
 
-        if len(processes) == 1:
+        if not together:
             one(processes[0])
         else:
             threads = {
