@@ -218,6 +218,12 @@ def _not_regular(path: str) -> InvalidInput:
     )
 
 
+def _changed_while_read(path: str) -> InvalidInput:
+    return InvalidInput(
+        f"{path} changed while it was being read", hint="Run the command again once it stops changing"
+    )
+
+
 def _scandir(directory: str) -> list[os.DirEntry[str]]:
     try:
         return list(os.scandir(directory))
@@ -918,10 +924,7 @@ class ContentStore:
                 f"{f.path} disappeared while it was being stored", hint="Run the command again"
             ) from None
         if after != f.key or len(data) != f.size:
-            raise InvalidInput(
-                f"{f.path} changed while it was being read",
-                hint="Run the command again once it stops changing",
-            )
+            raise _changed_while_read(f.path)
         return data
 
     def _hash(self, f: SourceFile) -> tuple[SourceFile, bytes | None]:
@@ -935,10 +938,7 @@ class ContentStore:
             return f, data
         digest = digest_file(f.path)
         if StatKey.of(os.stat(f.path)) != f.key:
-            raise InvalidInput(
-                f"{f.path} changed while it was being read",
-                hint="Run the command again once it stops changing",
-            )
+            raise _changed_while_read(f.path)
         f.digest = digest  # only once known to be the digest of the file the scan saw
         return f, None
 
@@ -1199,7 +1199,7 @@ class ContentStore:
     def _fetch_whole_now(self, loc: Location, paths: list[str]) -> None:
         dests = [Path(p) for p in paths]
         first = dests[0]
-        temp = first.with_name(f".{first.name}.tmp-{uuid.uuid4().hex[:12]}")
+        temp = Path(_temp_beside(paths[0]))
         try:
             self._call(lambda: self.provider.download(loc.key, temp), f"downloading {first.name}")
             if digest_file(temp) != loc.digest:
@@ -1208,7 +1208,7 @@ class ContentStore:
                     hint="The storage provider holds a corrupt copy; run: datakeep admin fsck",
                 )
             for dest in dests[1:]:
-                other = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
+                other = _temp_beside(str(dest))
                 try:
                     os.link(temp, other)
                 except OSError:
@@ -1274,6 +1274,12 @@ class ContentStore:
 _COPY_CHUNK = 8 * 1024 * 1024
 
 
+def _temp_beside(dest: str) -> str:
+    """A hidden, unique name in ``dest``'s directory: written there, then renamed over ``dest``."""
+    directory, _, name = dest.rpartition(os.sep)
+    return f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
+
+
 def _copy_verified(source: str, digest: str, dests: list[str]) -> bool:
     """Copy a local blob to its destinations if its bytes still match ``digest``.
 
@@ -1281,8 +1287,7 @@ def _copy_verified(source: str, digest: str, dests: list[str]) -> bool:
     provider, so a tampered cache costs time, never correctness.
     """
     first = dests[0]
-    directory, _, name = first.rpartition(os.sep)
-    temp = f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    temp = _temp_beside(first)
     try:
         hasher = blake3.blake3()
         with open(source, "rb") as src, open(temp, "wb") as out:
@@ -1303,8 +1308,7 @@ def _copy_verified(source: str, digest: str, dests: list[str]) -> bool:
 
 
 def _write_copy(source: str, dest: str) -> None:
-    directory, _, name = dest.rpartition(os.sep)
-    temp = f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    temp = _temp_beside(dest)
     try:
         shutil.copyfile(source, temp)
         os.replace(temp, dest)
@@ -1314,8 +1318,7 @@ def _write_copy(source: str, dest: str) -> None:
 
 
 def _write_file(dest: str, data: bytes | memoryview) -> None:
-    directory, _, name = dest.rpartition(os.sep)
-    temp = f"{directory}{os.sep}.{name}.tmp-{uuid.uuid4().hex[:12]}"
+    temp = _temp_beside(dest)
     try:
         with open(temp, "wb") as f:
             f.write(data)
