@@ -161,22 +161,28 @@ def _check_cwd(cwd: str, checked: Sequence[tuple[Mount, PurePosixPath]], scratch
     layout is known here, so the user gets a message naming the directory instead.
     """
     wanted = check_working_directory(cwd)
-    exists: bool
-    tops = _tops(checked)
-    for mount, target in checked:
-        if wanted == target or target in wanted.parents:
-            exists = mount.source.joinpath(*wanted.parts[len(target.parts) :]).is_dir()
-            break
+    inside = _in_mount(wanted, checked)
+    if inside is not None:
+        exists = inside[0].source.joinpath(*inside[1]).is_dir()
+    elif len(wanted.parts) > 1 and wanted.parts[1] in _tops(checked):
+        # A tmpfs made for the mounts: it holds only the mount points and their parents.
+        exists = any(wanted in target.parents for _, target in checked)
+    elif wanted.parts[1:2] == ("tmp",):
+        exists = scratch.joinpath(*wanted.parts[2:]).is_dir()
     else:
-        if len(wanted.parts) > 1 and wanted.parts[1] in tops:
-            # A tmpfs made for the mounts: it holds only the mount points and their parents.
-            exists = any(wanted in target.parents for _, target in checked)
-        elif wanted.parts[1:2] == ("tmp",):
-            exists = scratch.joinpath(*wanted.parts[2:]).is_dir()
-        else:
-            exists = Path(cwd).is_dir()  # the host's own directories, bound read-only
+        exists = Path(cwd).is_dir()  # the host's own directories, bound read-only
     if not exists:
         raise _missing_cwd(cwd)
+
+
+def _in_mount(
+    wanted: PurePosixPath, checked: Sequence[tuple[Mount, PurePosixPath]]
+) -> tuple[Mount, tuple[str, ...]] | None:
+    """The mount ``wanted`` lies in, with the path components below its target."""
+    for mount, target in checked:
+        if wanted == target or target in wanted.parents:
+            return mount, wanted.parts[len(target.parts) :]
+    return None
 
 
 def _missing_cwd(cwd: str) -> InvalidInput:
@@ -470,11 +476,10 @@ def _env_cwd(
     if cwd is None:
         return str(scratch)
     wanted = PurePosixPath(cwd)
-    for mount, target in checked:
-        if wanted == target or target in wanted.parents:
-            return str(mount.source.resolve().joinpath(*wanted.parts[len(target.parts) :]))
-    tops = _tops(checked)
-    if len(wanted.parts) > 1 and wanted.parts[1] in tops:
+    inside = _in_mount(wanted, checked)
+    if inside is not None:
+        return str(inside[0].source.resolve().joinpath(*inside[1]))
+    if len(wanted.parts) > 1 and wanted.parts[1] in _tops(checked):
         return str(workdir.joinpath(*wanted.parts[1:]))
     return cwd
 
