@@ -16,7 +16,7 @@ from datakeep.domain.models import SECRET_MASK, Dataset, StorageProvider, Tag, V
 from datakeep.errors import Forbidden, InvalidInput, VersionCommitted
 from datakeep.remote import wire
 from datakeep.server.filters import ListFilter, parse_filter
-from datakeep.server.gradient_files import absorb_uploads, discard_uploads
+from datakeep.server.gradient_files import commit_with_uploads, delete_with_uploads
 from datakeep.server.state import State, TeamClient
 
 router = APIRouter()
@@ -197,15 +197,13 @@ def update_version(
     if message is not None:
         result = client.versions.update(current.ref, message=message)
     if commit:
-        absorb_uploads(state, client, current)
-        result = client.versions.commit(current.ref)
+        result = commit_with_uploads(state, client, current)
     return wire.version_json(result)
 
 
 @router.delete("/datasets/{dataset_id}/versions/{version}", status_code=204, tags=["versions"])
-def delete_version(dataset_id: str, version: str, client: TeamClient, state: State) -> Response:
-    deleted = client.versions.delete(_ref(dataset_id, version))
-    discard_uploads(state, client, deleted)
+def delete_version(dataset_id: str, version: str, client: TeamClient) -> Response:
+    delete_with_uploads(client, _ref(dataset_id, version))
     return Response(status_code=204)
 
 

@@ -22,13 +22,13 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 
 from datakeep.client import Client
-from datakeep.domain.models import Version
 from datakeep.errors import Forbidden, InvalidInput
 from datakeep.remote import codec
 from datakeep.server.gradient_files import (
     absorb_uploads,
     clean_key,
-    discard_uploads,
+    commit_with_uploads,
+    delete_with_uploads,
     download_plan,
     version_files,
 )
@@ -94,31 +94,20 @@ def _guard(
     state: ServerState, client: Client, service: str, method: str, args: list[Any], kwargs: dict[str, Any]
 ) -> Callable[[], Any] | None:
     """Calls that need more than passing through: returns a replacement, or None."""
+    first = str(args[0]) if args else ""
     if service == "storage_providers" and method == "create" and kwargs.get("type") == "local":
         raise Forbidden(
             "local storage providers cannot be created through the server",
             hint="Create an s3 storage provider, or use the team's default provider",
         )
     if service == "storage_providers" and method == "update" and kwargs.get("config"):
-        current = client.storage_providers.get(str(args[0]) if args else "")
+        current = client.storage_providers.get(first)
         if current.type == "local":
             raise Forbidden("The path of a local storage provider cannot be changed through the server")
     if service == "versions" and method == "commit":
-
-        def commit() -> Version:
-            version = client.versions.literal(str(args[0]) if args else "")
-            absorb_uploads(state, client, version)
-            return client.versions.commit(version.ref)
-
-        return commit
+        return lambda: commit_with_uploads(state, client, client.versions.literal(first))
     if service == "versions" and method == "delete":
-
-        def delete() -> Version:
-            deleted = client.versions.delete(str(args[0]) if args else "")
-            discard_uploads(state, client, deleted)
-            return deleted
-
-        return delete
+        return lambda: delete_with_uploads(client, first)
     return None
 
 

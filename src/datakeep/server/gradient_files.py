@@ -608,10 +608,19 @@ def absorb_uploads(state: ServerState, client: Client, version: Version) -> Vers
     return updated
 
 
-def discard_uploads(state: ServerState, client: Client, version: Version) -> None:
-    """Best effort: a deleted version's upload area is emptied (what is left is only garbage)."""
+def commit_with_uploads(state: ServerState, client: Client, version: Version) -> Version:
+    """Every route that commits goes through here, so no commit seals a manifest that is missing
+    what a Gradient-style client uploaded for the version."""
+    absorb_uploads(state, client, version)
+    return client.versions.commit(version.ref)
+
+
+def delete_with_uploads(client: Client, ref: str) -> Version:
+    """Delete a version, then (best effort) empty its upload area: what is left is only garbage."""
+    deleted = client.versions.delete(ref)
     with contextlib.suppress(Exception):
-        files = files_of(client, version)
+        files = files_of(client, deleted)
         for info in list(files.provider.list(files.staging, recursive=True)):
             if not info.is_dir:
                 files.provider.delete(info.key)
+    return deleted
