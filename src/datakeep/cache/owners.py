@@ -31,6 +31,11 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def _safe_host(host: str) -> str:
+    """The host name as it appears in a tag (file-name-safe)."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in host)
+
+
 _HOST = socket.gethostname()
 
 
@@ -48,8 +53,7 @@ class Owner:
     @property
     def tag(self) -> str:
         """A file-name-safe form, so leftovers can be judged from their name alone."""
-        host = "".join(c if c.isalnum() or c in "-." else "_" for c in self.host)
-        return f"{host}~{self.pid}~{self.started or 'x'}"
+        return f"{_safe_host(self.host)}~{self.pid}~{self.started or 'x'}"
 
     @classmethod
     def from_tag(cls, tag: str) -> Owner | None:
@@ -59,8 +63,7 @@ class Owner:
         return cls(host=parts[0], pid=int(parts[1]), started=None if parts[2] == "x" else parts[2])
 
     def is_local(self) -> bool:
-        host = "".join(c if c.isalnum() or c in "-." else "_" for c in _HOST)
-        return self.host in (_HOST, host)
+        return self.host in (_HOST, _safe_host(_HOST))
 
     def is_alive(self) -> bool | None:
         """True/False on this host; None for another host, where only a heartbeat can tell."""
