@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat as stat_module
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -59,9 +60,8 @@ class LocalProvider(Provider):
         )
 
     def stat(self, key: str) -> ObjectInfo:
-        path = self._path(key)
-        st = path.stat()
-        if not path.is_file():
+        st = self._path(key).stat()
+        if not stat_module.S_ISREG(st.st_mode):
             raise FileNotFoundError(f"No such object: {key}")
         return self._info(key, st)
 
