@@ -111,6 +111,11 @@ def _retrying(what: str, call: Callable[[], T], attempts: int = STREAM_ATTEMPTS)
     raise AssertionError("unreachable")
 
 
+def _etag(response: Any) -> str | None:
+    """S3 sends the ETag quoted, and some servers send none."""
+    return str(response.get("ETag", "")).strip('"') or None
+
+
 def normalize_endpoint(endpoint: str | None) -> str | None:
     if not endpoint:
         return None
@@ -198,7 +203,7 @@ class S3Provider(Provider):
         return ObjectInfo(
             key=key,
             size=int(head["ContentLength"]),
-            etag=str(head.get("ETag", "")).strip('"') or None,
+            etag=_etag(head),
             version_id=head.get("VersionId"),
             modified=head.get("LastModified"),
         )
@@ -217,7 +222,7 @@ class S3Provider(Provider):
         return ObjectInfo(
             key=key,
             size=int(total) if total.isdigit() else int(response["ContentLength"]),
-            etag=str(response.get("ETag", "")).strip('"') or None,
+            etag=_etag(response),
             version_id=response.get("VersionId"),
             modified=response.get("LastModified"),
         )
@@ -235,7 +240,7 @@ class S3Provider(Provider):
                     yield ObjectInfo(
                         key=obj["Key"][cut:],
                         size=int(obj["Size"]),
-                        etag=str(obj.get("ETag", "")).strip('"') or None,
+                        etag=_etag(obj),
                         modified=obj.get("LastModified"),
                     )
         except (ClientError, BotoCoreError) as exc:
