@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from datakeep.errors import QuotaExceeded
 from datakeep.sizes import format_size
 
+_HINT = "Give a larger --datasetVolumeSize, or use the shared volume kind"
+
 
 class ByteBudget:
     """A byte allowance shared by the threads filling one volume. ``limit=None`` counts only."""
@@ -46,7 +48,7 @@ class ByteBudget:
         assert self.limit is not None
         return QuotaExceeded(
             f"{what} does not fit in {self.label} ({format_size(self.limit)}): {size_note}",
-            hint="Give a larger --datasetVolumeSize, or use the shared volume kind",
+            hint=_HINT,
             limit=self.limit,
         )
 
@@ -60,6 +62,6 @@ def disk_full_is_quota(what: str, label: str) -> Iterator[None]:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise QuotaExceeded(
                 f"{what} does not fit in {label}: the volume is full",
-                hint="Give a larger --datasetVolumeSize, or use the shared volume kind",
+                hint=_HINT,
             ) from exc
         raise

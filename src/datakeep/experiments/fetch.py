@@ -273,11 +273,12 @@ def resolve(client: S3Client, spec: DatasetSpec) -> RemoteDataset:
         raise _translate(exc, spec, f"reading {loc.uri}") from exc
 
     found = normalize_etag(head["ETag"])
-    if spec.etag and normalize_etag(spec.etag) != found:
+    expected = normalize_etag(spec.etag) if spec.etag else None
+    if expected is not None and expected != found:
         raise IntegrityError(
-            f"Dataset {spec.name!r}: ETag mismatch for {loc.uri}: expected {normalize_etag(spec.etag)}, found {found}",
+            f"Dataset {spec.name!r}: ETag mismatch for {loc.uri}: expected {expected}, found {found}",
             hint="The object changed since the ETag was taken; pin the new ETag, or a --datasetVersionId",
-            expected=normalize_etag(spec.etag),
+            expected=expected,
             found=found,
         )
     encryption = head.get("ServerSideEncryption")
