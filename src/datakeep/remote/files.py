@@ -28,6 +28,7 @@ import httpx
 from datakeep.domain.models import FileEntry, Version
 from datakeep.errors import IntegrityError, InvalidInput, InvalidPath, StorageError
 from datakeep.remote import codec
+from datakeep.remote.client import _Service
 from datakeep.remote.http import Session
 from datakeep.storage.content import SourceFile, scan_sources
 from datakeep.storage.hashing import EMPTY_DIGEST, digest_bytes, digest_file
@@ -122,16 +123,12 @@ def _split_ref(version: Version) -> tuple[str, str]:
     return version.dataset_id, version.version
 
 
-class RemoteFiles:
-    def __init__(self, session: Session, client: RemoteClient) -> None:
-        self._session = session
-        self._client = client
+class RemoteFiles(_Service):
+    name = "files"
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        body = {"service": "files", "method": method, "args": list(args), "kwargs": kwargs}
-        return codec.decode(
-            self._session.request("POST", "/datakeep/v1/call", json=body, long=True)["result"]
-        )
+    def __init__(self, session: Session, client: RemoteClient) -> None:
+        super().__init__(session)
+        self._client = client
 
     def _presign(self, version: Version, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ds, ver = _split_ref(version)
@@ -143,7 +140,7 @@ class RemoteFiles:
     # READING
 
     def list(self, ref: str, *, path: str = "/", recursive: bool = False) -> list[FileEntry]:
-        return self._call("list", ref, path=path, recursive=recursive)
+        return self._call("list", ref, path=path, recursive=recursive, long=True)
 
     def get(self, ref: str, *, target_path: str | Path, source_paths: Sequence[str] | None = None) -> int:
         version = self._client.versions.get(ref)
@@ -182,7 +179,7 @@ class RemoteFiles:
                 )["files"]
                 whole = [item for item in plan if item.get("offset") is None]
                 jobs: list[tuple[Future[None], list[dict[str, Any]]]] = [
-                    (pool.submit(self._download, item["url"], target, item["key"], selected[item["key"]], item), [item])
+                    (pool.submit(self._download, item["url"], target, item["key"], selected[item["key"]]), [item])
                     for item in whole
                 ]  # fmt: skip
                 for run in _ranges([item for item in plan if item.get("offset") is not None]):
@@ -227,7 +224,8 @@ class RemoteFiles:
                 with contextlib.suppress(FileNotFoundError):
                     temp.unlink()
 
-    def _download(self, url: str, target: Path, key: str, entry: FileEntry, item: dict[str, Any]) -> None:
+    def _download(self, url: str, target: Path, key: str, entry: FileEntry) -> None:
+        """A file stored whole (packed ones go through :meth:`_download_range`)."""
         dest = _destination(target, key)
         temp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
         if entry.size == 0:
@@ -235,15 +233,8 @@ class RemoteFiles:
             os.replace(temp, dest)
             return
         try:
-            headers = {}
-            if item.get("offset") is not None:
-                # A small file packed with others: just its bytes, straight from the provider.
-                start = int(item["offset"])
-                headers["Range"] = f"bytes={start}-{start + int(item['size']) - 1}"
-            with self._session.transfers.stream("GET", url, headers=headers) as response:
-                if response.status_code not in (200, 206) or (
-                    headers.get("Range") and response.status_code != 206
-                ):
+            with self._session.transfers.stream("GET", url) as response:
+                if response.status_code not in (200, 206):
                     raise StorageError(f"Download of {key} failed: HTTP {response.status_code}")
                 with open(temp, "wb") as out:
                     for chunk in response.iter_bytes(1024 * 1024):
@@ -260,7 +251,7 @@ class RemoteFiles:
     # WRITING
 
     def delete(self, ref: str, *, paths: Sequence[str] | None = None, all: bool = False) -> Version:
-        return self._call("delete", ref, paths=list(paths) if paths else None, all=all)
+        return self._call("delete", ref, paths=list(paths) if paths else None, all=all, long=True)
 
     def put(self, ref: str, *, source_paths: Sequence[str | Path], target_path: str = "/") -> Version:
         from datakeep.services.versions import check_sources
