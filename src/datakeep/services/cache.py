@@ -99,7 +99,6 @@ class CacheService:
         dropped = dict.fromkeys(p.key for p in problems if p.repaired and p.key is not None)
         fetched: set[str] = set()
         for key in dropped:
-            assert key is not None
             with contextlib.suppress(DatakeepError):
                 self.materialize(key.replace("/", ":", 1))
                 fetched.add(key)
