@@ -43,6 +43,7 @@ def test_deleted_version_and_dataset_leave_no_record(tmp_path: Path) -> None:
     # gc runs (it refuses when the provider records versions the catalog lacks) and frees b and c.
     report = gc(client.catalog, provider, provider_id, older_than=timedelta(0))
     assert report.objects
+    assert report.bytes == sum(provider.stat(key).size for key in report.objects)
     # A rebuild brings back nothing that was deleted.
     rebuilt = rebuild_catalog(client.catalog, provider, provider_id)
     assert [v.ref for v in client.versions.list(kept.id)] == [keep_ref]
