@@ -545,15 +545,20 @@ def _list_response(files: VersionFiles, grant: Grant) -> Response:
     return Response("\n".join(parts), media_type="application/xml")
 
 
+def _tmp_dir(state: ServerState) -> Path:
+    """Scratch space for bytes in transit (uploads, absorbs): one place under the server's home."""
+    tmp_dir = state.settings.home / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tmp_dir
+
+
 async def _receive(state: ServerState, grant: Grant, request: Request) -> Response:
     """A PUT to a ``local`` provider's upload area: the server stores the bytes itself."""
     from starlette.concurrency import run_in_threadpool
 
     files = await run_in_threadpool(_grant_files, state, grant)
     files.refuse_writes()
-    tmp_dir = state.settings.home / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+    fd, name = tempfile.mkstemp(dir=_tmp_dir(state), prefix="upload-")
     try:
         with os.fdopen(fd, "wb") as out:
             async for chunk in request.stream():
@@ -580,9 +585,7 @@ def absorb_uploads(state: ServerState, client: Client, version: Version) -> Vers
         staged = []
     if not staged:
         return version
-    tmp_dir = state.settings.home / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="absorb-") as tmp:
+    with tempfile.TemporaryDirectory(dir=_tmp_dir(state), prefix="absorb-") as tmp:
         base = Path(tmp)
 
         def fetch(key: str) -> str | None:
