@@ -1,7 +1,7 @@
 """The JSON a datakeep server speaks: Gradient's camelCase models, plus a few extra keys.
 
-Both sides use this module, the server to answer and the remote client to read answers back
-into the library's own value objects, so the two cannot drift apart. Extra keys (``isDefault``,
+The server answers Gradient's routes with these; datakeep's own remote client does not read
+them (it speaks ``/datakeep/v1`` through :mod:`datakeep.remote.codec`). Extra keys (``isDefault``,
 ``fileCount``, ``dtCommitted`` ...) are ignored by Gradient's clients, which load with
 marshmallow 2 and skip what they do not know.
 """
@@ -22,18 +22,6 @@ def dt(value: datetime | None) -> str | None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def parse_dt(value: Any) -> datetime | None:
-    if not value:
-        return None
-    text = str(value)
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    return datetime.fromisoformat(text)
-
-
-# TO JSON (server side)
 
 
 def provider_json(provider: StorageProvider) -> dict[str, Any]:
@@ -93,46 +81,3 @@ def ref_json(dataset: Dataset, version: Version) -> dict[str, Any]:
     body = dataset_json(dataset)
     body["version"] = version_json(version)
     return body
-
-
-# FROM JSON (remote client side)
-
-
-def provider_from(data: dict[str, Any]) -> StorageProvider:
-    return StorageProvider(
-        id=data["id"],
-        name=data["name"],
-        type=data["type"],
-        config=dict(data.get("config") or {}),
-        is_default=bool(data.get("isDefault", False)),
-        created=parse_dt(data.get("dtCreated")),
-        modified=parse_dt(data.get("dtModified")),
-    )
-
-
-def dataset_from(data: dict[str, Any]) -> Dataset:
-    return Dataset(
-        id=data["id"],
-        name=data["name"],
-        description=data.get("description"),
-        storage_provider=provider_from(data["storageProvider"]),
-        created=parse_dt(data.get("dtCreated")),
-        modified=parse_dt(data.get("dtModified")),
-    )
-
-
-def version_from(data: dict[str, Any], dataset_id: str | None = None) -> Version:
-    return Version(
-        dataset_id=data.get("datasetId") or dataset_id or "",
-        version=data["version"],
-        message=data.get("message"),
-        is_committed=bool(data.get("isCommitted")),
-        tags=[t["name"] for t in data.get("tags") or []],
-        created=parse_dt(data.get("dtCreated")),
-        modified=parse_dt(data.get("dtModified")),
-        committed=parse_dt(data.get("dtCommitted")),
-        file_count=data.get("fileCount"),
-        size=data.get("size"),
-        parent=data.get("parent"),
-        job_id=data.get("jobId"),
-    )
